@@ -1,0 +1,200 @@
+"""The ``dj-observe`` command line.
+
+``main(argv) -> int`` maps every expected failure to one line on stderr and a
+non-zero exit code (2 for bad input); tests call it in-process with their own
+streams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from dj_observe import __version__
+from dj_observe.jobs import JobUtils
+from dj_observe.snapshot import ProcessingSnapshotAnalyzer, write_json
+from dj_observe.tracker import JobDirectoryError
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """An error the user can fix; printed as one line."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dj-observe",
+        description="Observe Data-Juicer-style jobs: snapshots, metrics and traces from their "
+        "event logs.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    snap = commands.add_parser(
+        "snapshot",
+        help="print a job's processing snapshot (the documented JSON)",
+        description="Recompute a job's processing snapshot from its event log alone.",
+    )
+    snap.add_argument("job_dir", help="the job's work directory (holds events*.jsonl)")
+    snap.add_argument(
+        "--human-readable",
+        action="store_true",
+        help="a summary and tables for a person instead of JSON",
+    )
+    snap.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write the JSON to FILE (atomically) instead of stdout",
+    )
+    snap.add_argument("--compact", action="store_true", help="JSON on one line, no indentation")
+    snap.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="processes used to fold a large log (default: 2)",
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        help="write a demo job directory from bundled synthetic data and snapshot it",
+        description="Generate a realistic job directory (a few partitions, one failing) and "
+        "print its snapshot.",
+    )
+    demo.add_argument(
+        "--output",
+        default="outputs/demo",
+        metavar="DIR",
+        help="where to write the job directory (default: outputs/demo)",
+    )
+    demo.add_argument("--json", action="store_true", help="print the JSON instead of tables")
+
+    jobs = commands.add_parser("jobs", help="list the jobs under an outputs directory")
+    jobs.add_argument("outputs_dir", help="a directory whose subdirectories are job directories")
+    jobs.add_argument("--running", action="store_true", help="only jobs with a live process")
+    return parser
+
+
+def _write_output(path: str, analyzer: ProcessingSnapshotAnalyzer, compact: bool) -> None:
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise CliError(f"output directory does not exist: {directory}")
+    snapshot = analyzer.generate_snapshot()
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write_json(snapshot, handle, indent=0 if compact else 2)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _snapshot(args: argparse.Namespace, stdout: IO[str]) -> int:
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1")
+    analyzer = ProcessingSnapshotAnalyzer(args.job_dir, workers=args.workers)
+    if args.output:
+        _write_output(args.output, analyzer, args.compact)
+        return EXIT_OK
+    snapshot = analyzer.generate_snapshot()
+    if args.human_readable:
+        from dj_observe.snapshot_view import print_snapshot
+
+        print_snapshot(snapshot, stdout)
+        return EXIT_OK
+    stdout.flush()
+    binary = getattr(stdout, "buffer", None)
+    if binary is not None:
+        write_json(snapshot, binary, indent=0 if args.compact else 2)
+        binary.flush()
+    else:
+        from io import BytesIO
+
+        buffer = BytesIO()
+        write_json(snapshot, buffer, indent=0 if args.compact else 2)
+        stdout.write(buffer.getvalue().decode())
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from dj_observe.synthetic import JobSpec, write_job
+
+    spec = JobSpec(partitions=6, failed_partitions={4: 5}, samples_per_partition=2000)
+    job_dir = write_job(args.output, spec)
+    print(f"Demo job written to {job_dir}", file=stderr)
+    analyzer = ProcessingSnapshotAnalyzer(job_dir)
+    snapshot = analyzer.generate_snapshot()
+    if args.json:
+        stdout.flush()
+        write_json(snapshot, getattr(stdout, "buffer", sys.stdout.buffer))
+    else:
+        from dj_observe.snapshot_view import print_snapshot
+
+        print_snapshot(snapshot, stdout)
+        print(f"\nJSON: dj-observe snapshot {job_dir}", file=stdout)
+    return EXIT_OK
+
+
+def _jobs(args: argparse.Namespace, stdout: IO[str]) -> int:
+    from dj_observe.jobs_view import print_jobs
+
+    utils = JobUtils(args.outputs_dir)
+    listing = utils.list_running_jobs() if args.running else utils.list_jobs()
+    print_jobs(listing, stdout)
+    return EXIT_OK
+
+
+def _silence_stdout() -> None:
+    """The reader went away (``| head``): send what is left to /dev/null, quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+) -> int:
+    """Run the CLI; returns the exit code."""
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "snapshot":
+            return _snapshot(args, stdout)
+        if args.command == "demo":
+            return _demo(args, stdout, stderr)
+        return _jobs(args, stdout)
+    except (CliError, JobDirectoryError) as exc:
+        print(f"dj-observe: error: {exc}", file=stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_OK
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"dj-observe: error: {exc.strerror or exc}{where}", file=stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("dj-observe: interrupted", file=stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

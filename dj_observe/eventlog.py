@@ -1,0 +1,223 @@
+"""Streaming reader for a job's event log(s).
+
+A job directory holds ``events.jsonl`` and/or Data-Juicer's per-run files
+``events_<timestamp>.jsonl`` (a resumed job writes one more).  The reader yields
+events in write order, block by block, and never raises on bad content: malformed
+lines, over-long lines and a torn last line are skipped and counted in
+:class:`ReadStats`.  :class:`EventLogReader` remembers byte offsets, so a caller
+that reads again gets only what was appended since.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from dj_observe.events import FAST_DECODER, Event, parse_line
+
+__all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "EventLogReader",
+    "ReadStats",
+    "decode_block",
+    "find_event_logs",
+    "iter_range",
+]
+
+BLOCK_BYTES = 1 << 22
+DEFAULT_MAX_LINE_BYTES = 64 << 20
+"""Lines longer than this (64 MiB) are skipped and counted, to bound memory."""
+
+_RUN_FILE = re.compile(r"^events_(.+)\.jsonl$")
+
+
+@dataclasses.dataclass
+class ReadStats:
+    """What the reader saw besides events: every skipped line is counted here."""
+
+    events: int = 0
+    malformed_lines: int = 0
+    oversized_lines: int = 0
+    torn_tail_lines: int = 0
+    bytes_read: int = 0
+
+    @property
+    def skipped_lines(self) -> int:
+        return self.malformed_lines + self.oversized_lines + self.torn_tail_lines
+
+    def add(self, other: ReadStats) -> None:
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+
+def _first_timestamp(path: Path) -> float:
+    """Timestamp of the first parseable event in ``path`` (inf when there is none)."""
+    try:
+        with path.open("rb") as handle:
+            for _ in range(16):
+                line = handle.readline(1 << 20)
+                if not line:
+                    break
+                event = parse_line(line)
+                if event is not None and event.timestamp is not None:
+                    return event.timestamp
+    except OSError:
+        pass
+    return float("inf")
+
+
+def find_event_logs(job_dir: str | os.PathLike[str]) -> list[Path]:
+    """The job's event log files in write order.
+
+    ``events.jsonl`` and ``events_<timestamp>.jsonl`` in the job directory, ordered
+    by the timestamp of their first event (then by name), so every run of a
+    resumed job is read, oldest first.
+    """
+    root = Path(job_dir)
+    files = [
+        path
+        for path in root.iterdir()
+        if path.is_file() and (path.name == "events.jsonl" or _RUN_FILE.match(path.name))
+    ]
+    return sorted(files, key=lambda path: (_first_timestamp(path), path.name))
+
+
+def decode_block(block: bytes, stats: ReadStats) -> list[Event]:
+    """Decode a block of whole lines: one fast call, or line by line if any line is bad."""
+    try:
+        events = FAST_DECODER.decode_lines(block)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        events = []
+        for line in block.split(b"\n"):
+            if not line.strip():
+                continue
+            event = _decode_line(line)
+            if event is None:
+                stats.malformed_lines += 1
+            else:
+                events.append(event)
+    stats.events += len(events)
+    return events
+
+
+def _decode_line(line: bytes) -> Event | None:
+    try:
+        return FAST_DECODER.decode(line)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return parse_line(line)
+
+
+def iter_range(
+    path: str | os.PathLike[str],
+    start: int = 0,
+    end: int | None = None,
+    *,
+    stats: ReadStats,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> Iterator[tuple[list[Event], int]]:
+    """Yield ``(events, offset)`` for the whole lines in ``[start, end)`` of one file.
+
+    ``offset`` is the byte just after the last line consumed so far.  A last
+    piece without a newline is consumed if it parses as an event; otherwise it is
+    left for a later read and counted in ``stats.torn_tail_lines`` when it is at
+    the end of the requested range.
+    """
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        offset = start
+        carry = b""
+        skipping = False
+        remaining = None if end is None else max(0, end - start)
+        while remaining is None or remaining > 0:
+            size = BLOCK_BYTES if remaining is None else min(BLOCK_BYTES, remaining)
+            chunk = handle.read(size)
+            if not chunk:
+                break
+            if remaining is not None:
+                remaining -= len(chunk)
+            stats.bytes_read += len(chunk)
+            newline = chunk.rfind(b"\n")
+            if newline < 0:
+                if skipping:
+                    offset += len(chunk)
+                    continue
+                carry += chunk
+                if len(carry) > max_line_bytes:
+                    offset += len(carry)
+                    carry = b""
+                    skipping = True
+                    stats.oversized_lines += 1
+                continue
+            block = carry + chunk[: newline + 1]
+            carry = chunk[newline + 1 :]
+            consumed = len(block)
+            if skipping:
+                cut = block.find(b"\n") + 1
+                block = block[cut:]
+                skipping = False
+            if len(block) > max_line_bytes:
+                block = _drop_long_lines(block, max_line_bytes, stats)
+            offset += consumed
+            if block:
+                yield decode_block(block, stats), offset
+        if carry and not skipping:
+            event = parse_line(carry)
+            if event is not None:
+                stats.events += 1
+                yield [event], offset + len(carry)
+            elif carry.strip():
+                stats.torn_tail_lines += 1
+
+
+def _drop_long_lines(block: bytes, max_line_bytes: int, stats: ReadStats) -> bytes:
+    kept = []
+    for line in block.split(b"\n"):
+        if len(line) > max_line_bytes:
+            stats.oversized_lines += 1
+        else:
+            kept.append(line)
+    return b"\n".join(kept)
+
+
+class EventLogReader:
+    """Reads a job's event logs incrementally, remembering where each file ended.
+
+    Each :meth:`read` yields only the events appended since the previous call
+    (new run files are picked up too); ``stats`` accumulates over all calls,
+    except torn tails, which describe the latest read only.
+    """
+
+    def __init__(
+        self, job_dir: str | os.PathLike[str], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    ) -> None:
+        self.job_dir = Path(job_dir)
+        self.max_line_bytes = max_line_bytes
+        self.offsets: dict[Path, int] = {}
+        self.stats = ReadStats()
+
+    @property
+    def files(self) -> list[Path]:
+        """The log files read so far, in read order."""
+        return list(self.offsets)
+
+    def read(self) -> Iterator[list[Event]]:
+        """Yield blocks of events appended since the last call, in write order."""
+        self.stats.torn_tail_lines = 0
+        for path in find_event_logs(self.job_dir):
+            start = self.offsets.setdefault(path, 0)
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            if size < start:
+                start = self.offsets[path] = 0
+            for events, offset in iter_range(
+                path, start, stats=self.stats, max_line_bytes=self.max_line_bytes
+            ):
+                self.offsets[path] = offset
+                yield events

@@ -1,0 +1,355 @@
+"""The event vocabulary: event types, the :class:`Event` record and the tolerant parser.
+
+Every line of ``events.jsonl`` is one JSON object.  Two decoders turn lines into
+:class:`Event` records and agree on every well-formed line:
+
+* :data:`FAST_DECODER` decodes a whole block of well-typed lines in one call (the
+  bulk reader's fast path);
+* :func:`parse_line` accepts anything: it normalises types (``"3"`` becomes ``3``,
+  an ISO date becomes epoch seconds), keeps unknown event types and unknown fields,
+  and returns ``None`` instead of raising on a line that is not an event.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+__all__ = [
+    "FAST_DECODER",
+    "AnyEvent",
+    "Event",
+    "EventType",
+    "FoldEvent",
+    "OpMetrics",
+    "event_from_dict",
+    "event_to_dict",
+    "metadata_value",
+    "nested",
+    "op_metrics",
+    "parse_line",
+    "text",
+]
+
+
+class EventType(str, enum.Enum):
+    """Every event type written by Data-Juicer executors and by dj-observe."""
+
+    JOB_START = "job_start"
+    JOB_COMPLETE = "job_complete"
+    JOB_FAILED = "job_failed"
+    JOB_RESTART = "job_restart"
+    PARTITION_CREATION_START = "partition_creation_start"
+    PARTITION_CREATION_COMPLETE = "partition_creation_complete"
+    PARTITION_START = "partition_start"
+    PARTITION_COMPLETE = "partition_complete"
+    PARTITION_FAILED = "partition_failed"
+    PARTITION_RESUME = "partition_resume"
+    OP_START = "op_start"
+    OP_COMPLETE = "op_complete"
+    OP_FAILED = "op_failed"
+    CHECKPOINT_SAVE = "checkpoint_save"
+    CHECKPOINT_LOAD = "checkpoint_load"
+    DAG_BUILD_START = "dag_build_start"
+    DAG_BUILD_COMPLETE = "dag_build_complete"
+    DAG_NODE_READY = "dag_node_ready"
+    DAG_NODE_START = "dag_node_start"
+    DAG_NODE_COMPLETE = "dag_node_complete"
+    DAG_NODE_FAILED = "dag_node_failed"
+    DAG_PARALLEL_GROUP_START = "dag_parallel_group_start"
+    DAG_PARALLEL_GROUP_COMPLETE = "dag_parallel_group_complete"
+    DAG_EXECUTION_PLAN_SAVED = "dag_execution_plan_saved"
+    DAG_EXECUTION_PLAN_LOADED = "dag_execution_plan_loaded"
+    PROCESSING_START = "processing_start"
+    PROCESSING_COMPLETE = "processing_complete"
+    PROCESSING_ERROR = "processing_error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Event(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
+    """One event, with the fields Data-Juicer writes.
+
+    ``event_type`` is a plain string so that unknown types survive; compare it
+    with :class:`EventType` members (they are ``str`` subclasses).  ``extra``
+    holds fields this version does not know; the bulk reader leaves it empty.
+    """
+
+    event_type: Annotated[str, msgspec.Meta(min_length=1)]
+    timestamp: float | None = None
+    message: str | None = None
+    event_id: str | None = None
+    job_id: str | None = None
+    partition_id: int | None = None
+    operation_name: str | None = None
+    operation_idx: int | None = None
+    status: str | None = None
+    duration: float | None = None
+    error_message: str | None = None
+    stack_trace: str | None = None
+    retry_count: int | None = None
+    checkpoint_path: str | None = None
+    op_args: dict[str, Any] | None = None
+    input_rows: int | None = None
+    output_rows: int | None = None
+    output_path: str | None = None
+    partition_meta: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    total_partitions: int | None = None
+    successful_partitions: int | None = None
+    failed_partitions: int | None = None
+    job_duration: float | None = None
+    completion_time: float | None = None
+    failure_time: float | None = None
+    error_type: str | None = None
+    process_id: int | None = None
+    thread_id: int | None = None
+    extra: dict[str, Any] | None = None
+
+
+class FoldEvent(msgspec.Struct, kw_only=True, gc=False):
+    """The fields the fold reads, for bulk reading.
+
+    Nested objects and the message stay raw JSON (``msgspec.Raw``) until a
+    handler asks for them through :func:`nested` or :func:`text`, so the bulk
+    reader parses only what the fold needs.
+    """
+
+    event_type: Annotated[str, msgspec.Meta(min_length=1)]
+    timestamp: float | None = None
+    job_id: str | None = None
+    partition_id: int | None = None
+    operation_name: str | None = None
+    operation_idx: int | None = None
+    status: str | None = None
+    duration: float | None = None
+    job_duration: float | None = None
+    error_message: str | None = None
+    error_type: str | None = None
+    input_rows: int | None = None
+    output_rows: int | None = None
+    process_id: int | None = None
+    message: msgspec.Raw = msgspec.Raw()
+    metadata: msgspec.Raw = msgspec.Raw()
+    config: msgspec.Raw = msgspec.Raw()
+    partition_meta: msgspec.Raw = msgspec.Raw()
+    op_args: msgspec.Raw = msgspec.Raw()
+
+
+AnyEvent = Event | FoldEvent
+"""What the fold accepts: a full event, or the bulk reader's lean one."""
+
+FAST_DECODER = msgspec.json.Decoder(FoldEvent)
+"""Strict decoder for blocks of well-typed lines (``decode_lines``); raises on any bad line."""
+
+
+class OpMetrics(msgspec.Struct, gc=False):
+    """The op measurements Data-Juicer may put in ``metadata`` (any scalar type accepted)."""
+
+    input_rows: int | float | str | None = None
+    output_rows: int | float | str | None = None
+    duration_seconds: int | float | str | None = None
+    dag_node_id: int | float | str | None = None
+
+
+_OP_METRICS_DECODER = msgspec.json.Decoder(OpMetrics)
+_NO_METRICS = OpMetrics()
+
+_GENERIC_DECODER = msgspec.json.Decoder()
+
+_INT_FIELDS = frozenset(
+    {
+        "partition_id",
+        "operation_idx",
+        "retry_count",
+        "input_rows",
+        "output_rows",
+        "total_partitions",
+        "successful_partitions",
+        "failed_partitions",
+        "process_id",
+        "thread_id",
+    }
+)
+_FLOAT_FIELDS = frozenset(
+    {"timestamp", "duration", "job_duration", "completion_time", "failure_time"}
+)
+_STR_FIELDS = frozenset(
+    {
+        "message",
+        "event_id",
+        "job_id",
+        "operation_name",
+        "status",
+        "error_message",
+        "stack_trace",
+        "checkpoint_path",
+        "output_path",
+        "error_type",
+    }
+)
+_DICT_FIELDS = frozenset({"op_args", "partition_meta", "config", "metadata"})
+_KNOWN_FIELDS = _INT_FIELDS | _FLOAT_FIELDS | _STR_FIELDS | _DICT_FIELDS | {"event_type"}
+
+
+def to_int(value: Any) -> int | None:
+    """Coerce a JSON value to an int, or ``None`` when it is not one (``"3"`` -> 3)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            number = to_float(text)
+            return int(number) if number is not None and number.is_integer() else None
+    return None
+
+
+def to_float(value: Any) -> float | None:
+    """Coerce a JSON value to a finite float; ISO-8601 strings become epoch seconds."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            try:
+                return datetime.fromisoformat(text).timestamp()
+            except ValueError:
+                return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _to_str(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, str):
+        return value
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def event_from_dict(data: dict[str, Any]) -> Event | None:
+    """Build a normalised :class:`Event` from a decoded JSON object.
+
+    Returns ``None`` when the object has no usable ``event_type``.  Fields of the
+    wrong type are coerced where the meaning is clear and dropped otherwise.
+    """
+    event_type = _to_str(data.get("event_type"))
+    if not event_type:
+        return None
+    fields: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():
+        if value is None or key == "event_type":
+            continue
+        if key in _INT_FIELDS:
+            converted: Any = to_int(value)
+        elif key in _FLOAT_FIELDS:
+            converted = to_float(value)
+        elif key in _STR_FIELDS:
+            converted = _to_str(value)
+        elif key in _DICT_FIELDS:
+            converted = value if isinstance(value, dict) else None
+        else:
+            if isinstance(key, str):
+                extra[key] = value
+            continue
+        if converted is not None:
+            fields[key] = converted
+    if extra:
+        fields["extra"] = extra
+    return Event(event_type=event_type, **fields)
+
+
+def parse_line(line: bytes | str) -> Event | None:
+    """Parse one log line; never raises.  ``None`` means "not an event" (count it)."""
+    try:
+        data = _GENERIC_DECODER.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    return event_from_dict(data)
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """The event as the JSON object written to the log (unset fields omitted, extras inlined)."""
+    data = msgspec.structs.asdict(event)
+    extra = data.pop("extra", None) or {}
+    out = {key: value for key, value in data.items() if value is not None}
+    for key, value in extra.items():
+        out.setdefault(key, value)
+    return out
+
+
+def nested(value: dict[str, Any] | msgspec.Raw | None) -> dict[str, Any]:
+    """A nested object (``metadata``, ``config``...), decoded on demand; ``{}`` if absent."""
+    if value is None:
+        return {}
+    if type(value) is dict:
+        return value
+    if not value:
+        return {}
+    try:
+        data = _GENERIC_DECODER.decode(value)
+    except (msgspec.DecodeError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def text(value: str | msgspec.Raw | None) -> str | None:
+    """A string field that may still be raw JSON (the lean event's ``message``)."""
+    if value is None or type(value) is str:
+        return value
+    if not value:
+        return None
+    try:
+        return _to_str(_GENERIC_DECODER.decode(value))
+    except (msgspec.DecodeError, ValueError):
+        return None
+
+
+def op_metrics(event: AnyEvent) -> OpMetrics:
+    """The ``metadata`` fields that describe an op run, decoded without the rest."""
+    raw = event.metadata
+    if raw is None or not raw:
+        return _NO_METRICS
+    if type(raw) is dict:
+        return OpMetrics(
+            **{key: raw.get(key) for key in OpMetrics.__struct_fields__ if _scalar(raw.get(key))}
+        )
+    try:
+        return _OP_METRICS_DECODER.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        data = nested(raw)
+        return OpMetrics(
+            **{key: data.get(key) for key in OpMetrics.__struct_fields__ if _scalar(data.get(key))}
+        )
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (int, float, str)) and not isinstance(value, bool)
+
+
+def metadata_value(event: AnyEvent, key: str) -> Any:
+    """A field that Data-Juicer writes either at top level or inside ``metadata``."""
+    value = getattr(event, key, None) if key in _KNOWN_FIELDS else None
+    if value is None:
+        value = nested(event.metadata).get(key)
+    return value

@@ -1,0 +1,157 @@
+"""The human-readable snapshot: status, timing, progress, partitions, failures, op timings."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime
+from typing import IO
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from dj_observe.snapshot import JobSnapshot, ProcessingStatus, format_duration, partition_status
+from dj_observe.state import Status
+
+__all__ = ["print_snapshot"]
+
+MAX_PARTITION_ROWS = 20
+"""Partitions listed individually; larger jobs show the failed and running ones first."""
+
+_STYLE = {
+    ProcessingStatus.COMPLETED: "green",
+    ProcessingStatus.FAILED: "bold red",
+    ProcessingStatus.IN_PROGRESS: "yellow",
+    ProcessingStatus.NOT_STARTED: "dim",
+}
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}s"
+
+
+def _status(status: ProcessingStatus) -> Text:
+    return Text(status.value, style=_STYLE.get(status, ""))
+
+
+def _header(snap: JobSnapshot) -> Panel:
+    lines = Text()
+    lines.append("Status:   ")
+    lines.append_text(_status(snap.overall_status))
+    lines.append(f"\nStarted:  {_when(snap.job_start_time)}")
+    lines.append(f"\nEnded:    {_when(snap.job_end_time)}")
+    duration = format_duration(snap.total_duration) or "-"
+    lines.append(f"\nDuration: {duration} (from {snap.timing_source.replace('_', ' ')})")
+    since = snap.seconds_since_last_event
+    if since is not None and snap.overall_status == ProcessingStatus.IN_PROGRESS:
+        lines.append(f"\nLast event: {format_duration(since)} ago ({_when(snap.last_event_time)})")
+    lines.append(
+        f"\nPartitions: {snap.completed_partitions}/{snap.total_partitions} completed, "
+        f"{snap.failed_partitions} failed, {snap.in_progress_partitions} running"
+    )
+    lines.append(
+        f"\nOperations: {snap.completed_operations}/{snap.total_operations} completed, "
+        f"{snap.failed_operations} failed, {snap.checkpointed_operations} checkpointed"
+    )
+    if snap.checkpoint_strategy or snap.last_checkpoint_time:
+        lines.append(
+            f"\nCheckpoints: strategy {snap.checkpoint_strategy or '-'}, last at "
+            f"{_when(snap.last_checkpoint_time)}, resumable: {'yes' if snap.resumable else 'no'}"
+        )
+    skipped = snap.stats.skipped_lines
+    if skipped:
+        lines.append(
+            f"\nSkipped log lines: {skipped} (malformed, oversized or torn)", style="yellow"
+        )
+    return Panel(lines, title=f"Job {snap.job_id}", expand=False)
+
+
+def _partition_table(snap: JobSnapshot) -> Table:
+    state = snap.state
+    parts = sorted(
+        state.partitions.values(),
+        key=lambda part: (
+            {Status.FAILED: 0, Status.IN_PROGRESS: 1}.get(state.partition_status(part), 2),
+            part.partition_id,
+        ),
+    )
+    table = Table(title="Partitions", title_justify="left")
+    for column in ("partition", "status", "samples", "ops done", "current op", "duration"):
+        table.add_column(column, justify="right" if column in ("samples", "duration") else "left")
+    for part in parts[:MAX_PARTITION_ROWS]:
+        entry = partition_status(state, part)
+        duration = None
+        if entry.processing_start_time is not None and entry.processing_end_time is not None:
+            duration = entry.processing_end_time - entry.processing_start_time
+        table.add_row(
+            str(part.partition_id),
+            _status(entry.status),
+            "-" if entry.sample_count is None else f"{entry.sample_count:,}",
+            f"{len(entry.completed_operations)}/{max(state.ops_per_partition, 1)}",
+            entry.current_operation or "-",
+            _seconds(duration),
+        )
+    if len(parts) > MAX_PARTITION_ROWS:
+        table.caption = f"{len(parts) - MAX_PARTITION_ROWS} more partitions not listed"
+    return table
+
+
+def _failures(snap: JobSnapshot) -> Table | None:
+    state = snap.state
+    table = Table(title="Failed partitions", title_justify="left", title_style="bold red")
+    for column in ("partition", "op", "error"):
+        table.add_column(column, overflow="fold")
+    for part in sorted(state.partitions.values(), key=lambda part: part.partition_id):
+        if state.partition_status(part) != Status.FAILED:
+            continue
+        runs = list(state.op_runs(part))
+        failed = next((run for run in runs if run.status == Status.FAILED), None)
+        error = part.error_message or (failed.error_message if failed else None) or "-"
+        table.add_row(str(part.partition_id), failed.operation_name if failed else "-", error)
+    return table if table.row_count else None
+
+
+def _op_table(snap: JobSnapshot) -> Table:
+    state = snap.state
+    by_name: dict[str, list[int]] = {}
+    for slot, name in enumerate(state.ops.name):
+        by_name.setdefault(name, []).append(slot)
+    table = Table(title="Operations", title_justify="left")
+    for column in ("#", "op", "done", "failed", "p50", "max", "rows in", "rows out", "kept"):
+        table.add_column(column, justify="left" if column == "op" else "right")
+    for idx, name in enumerate(state.op_names):
+        runs = [state.op_run(slot) for slot in by_name.get(name, [])]
+        durations = [run.duration for run in runs if run.duration is not None]
+        rows_in = sum(run.input_rows or 0 for run in runs if run.status == Status.COMPLETED)
+        rows_out = sum(run.output_rows or 0 for run in runs if run.status == Status.COMPLETED)
+        table.add_row(
+            str(idx),
+            name,
+            str(sum(run.status == Status.COMPLETED for run in runs)),
+            str(sum(run.status == Status.FAILED for run in runs)),
+            _seconds(statistics.median(durations) if durations else None),
+            _seconds(max(durations) if durations else None),
+            f"{rows_in:,}" if rows_in else "-",
+            f"{rows_out:,}" if rows_out else "-",
+            f"{100 * rows_out / rows_in:.1f}%" if rows_in and rows_out else "-",
+        )
+    return table
+
+
+def print_snapshot(snap: JobSnapshot, stream: IO[str] | None = None) -> None:
+    """Print the snapshot for a person: a summary panel and tables."""
+    console = Console(file=stream, soft_wrap=False)
+    parts = [_header(snap)]
+    if snap.state.partitions:
+        parts.append(_partition_table(snap))
+    failures = _failures(snap)
+    if failures is not None:
+        parts.append(failures)
+    if len(snap.state.ops):
+        parts.append(_op_table(snap))
+    console.print(Group(*parts))

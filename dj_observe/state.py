@@ -1,0 +1,853 @@
+"""The fold: job state as a pure, incremental reducer over events.
+
+``JobState.apply(event)`` is the one place that decides what an event means.
+Every field an event touches is *set* (last writer wins, or min/max/sum for
+times and counts), never derived from what was there before, so
+
+* replaying a log twice, or a duplicated event, changes nothing but counters;
+* a resumed job is one job: each partition and op reflects its latest attempt;
+* two states folded over consecutive pieces of a log merge into the state of the
+  whole log (:meth:`JobState.merge`), which lets the reader fold on both cores.
+
+What is derived from several fields (the status of a partition known only from
+its ops, the status of the job) lives in the ``*_status`` methods below, so
+every consumer (snapshot, metrics, terminal views) reads the same answer.
+
+Op runs are stored column-wise in :class:`OpTable` (one slot per partition and
+op name), so memory is O(partitions x ops) at a few dozen bytes per op run.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from dj_observe.events import (
+    AnyEvent,
+    EventType,
+    OpMetrics,
+    nested,
+    op_metrics,
+    text,
+    to_float,
+    to_int,
+)
+
+__all__ = ["JobState", "OpRun", "OpTable", "PartitionState", "Status"]
+
+NAN = math.nan
+
+
+class Status(enum.IntEnum):
+    """Lifecycle of a job, a partition or an op run."""
+
+    NOT_STARTED = 0
+    IN_PROGRESS = 1
+    COMPLETED = 2
+    FAILED = 3
+
+    @property
+    def label(self) -> str:
+        """The spec's spelling: ``not_started``, ``in_progress``, ``completed``, ``failed``."""
+        return self.name.lower()
+
+
+_TERMINAL = (Status.COMPLETED, Status.FAILED)
+_BY_CODE = tuple(Status)
+_NO_METRICS = OpMetrics()
+_DAG_NODE_ID = re.compile(r"^op_(\d+)_(.+?)(?:_partition_\d+|_global)?$")
+
+# Where an op's position in the pipeline came from, weakest first.
+_FROM_OP_EVENT, _FROM_CHECKPOINT, _FROM_DAG_NODE, _FROM_PLAN = range(4)
+
+
+def _is_generic_name(name: str) -> bool:
+    """Data-Juicer names a loaded checkpoint's op ``op_0003``: a position, not a name."""
+    return name.startswith("op_") and name[3:].isdigit()
+
+
+def _is_set(value: float) -> bool:
+    return value == value  # NaN marks "never set"
+
+
+class OpTable:
+    """Op runs, column-wise: slot ``i`` is one (partition, op name) pair.
+
+    Floats use NaN and ints -1 for "never set"; ``status`` holds :class:`Status`
+    codes, so counting runs by status is ``status.count(code)``.
+    """
+
+    __slots__ = (
+        "checkpoint_time",
+        "duration",
+        "end_time",
+        "errors",
+        "index",
+        "input_rows",
+        "name",
+        "output_rows",
+        "partition",
+        "start_time",
+        "status",
+    )
+
+    _GROW = 4096
+
+    def __init__(self) -> None:
+        self.partition = array("q")
+        self.name: list[str] = []
+        self.index = array("q")
+        self.status = bytearray()
+        self.start_time = array("d")
+        self.end_time = array("d")
+        self.duration = array("d")
+        self.checkpoint_time = array("d")
+        self.input_rows = array("q")
+        self.output_rows = array("q")
+        self.errors: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.name)
+
+    def _grow(self) -> None:
+        """Add room for another block of slots, all "never set"."""
+        block = self._GROW
+        unset_float = array("d", [NAN]) * block
+        unset_int = array("q", [-1]) * block
+        self.partition.extend(array("q", [0]) * block)
+        self.index.extend(unset_int)
+        self.status.extend(bytes(block))
+        for column in (self.start_time, self.end_time, self.duration, self.checkpoint_time):
+            column.extend(unset_float)
+        self.input_rows.extend(unset_int)
+        self.output_rows.extend(unset_int)
+
+    def add(self, partition_id: int, name: str) -> int:
+        """Append an empty run and return its slot."""
+        slot = len(self.name)
+        if slot == len(self.status):
+            self._grow()
+        self.name.append(name)
+        self.partition[slot] = partition_id
+        return slot
+
+    def trim(self) -> None:
+        """Drop the unused room at the end (before pickling or counting)."""
+        size = len(self.name)
+        for column in (
+            self.partition,
+            self.index,
+            self.status,
+            self.start_time,
+            self.end_time,
+            self.duration,
+            self.checkpoint_time,
+            self.input_rows,
+            self.output_rows,
+        ):
+            del column[size:]
+
+    def count(self, status: Status) -> int:
+        """Runs with this status code."""
+        unused = len(self.status) - len(self.name)
+        return self.status.count(status) - (unused if status == Status.NOT_STARTED else 0)
+
+
+class OpRun(NamedTuple):
+    """A read-only view of one op run (one op on one partition)."""
+
+    partition_id: int
+    operation_name: str
+    operation_idx: int | None
+    status: Status
+    start_time: float | None
+    end_time: float | None
+    duration: float | None
+    input_rows: int | None
+    output_rows: int | None
+    checkpoint_time: float | None
+    error_message: str | None
+
+
+@dataclass(slots=True)
+class PartitionState:
+    """One partition.  ``status`` is ``None`` until a partition-level event arrives."""
+
+    partition_id: int
+    status: Status | None = None
+    sample_count: int | None = None
+    size_bytes: int | None = None
+    creation_start_time: float | None = None
+    creation_end_time: float | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    error_message: str | None = None
+    error_type: str | None = None
+    attempts: int = 0
+    resumed: bool = False
+    loaded_checkpoint_idx: int | None = None
+    last_event_time: float | None = None
+    ops: dict[str, int] = field(default_factory=dict)
+
+
+class JobState:
+    """Everything known about one job, folded from its events.
+
+    Feed events with :meth:`apply`; read derived answers with :meth:`job_status`,
+    :meth:`partition_status`, :meth:`op_runs` and friends.
+    """
+
+    def __init__(self) -> None:
+        self.job_id: str | None = None
+        self.executor_type: str | None = None
+        self.config_file: Any = None
+        self.work_dir: str | None = None
+        self.checkpoint_strategy: str | None = None
+        self.status: Status | None = None
+        self.error_message: str | None = None
+        self.start_time: float | None = None
+        self.end_time: float | None = None
+        self.duration: float | None = None
+        self.first_event_time: float | None = None
+        self.last_event_time: float | None = None
+        self.last_checkpoint_time: float | None = None
+        self.planned_partitions: int | None = None
+        self.planned_ops: list[str] | None = None
+        self.resume_count = 0
+        self.process_ids: set[int] = set()
+        self.checkpoints_saved = 0
+        self.checkpoints_loaded = 0
+        self.events_applied = 0
+        self.event_counts: dict[str, int] = {}
+        self.partitions: dict[int, PartitionState] = {}
+        self.ops = OpTable()
+        self._positions: dict[str, tuple[int, int]] = {}
+        self._op_names_seen: set[str] = set()
+        self._unplaced = 0
+        self._bind_handlers()
+
+    def _bind_handlers(self) -> None:
+        handlers = {
+            EventType.JOB_START: self._job_start,
+            EventType.JOB_RESTART: self._job_restart,
+            EventType.JOB_COMPLETE: self._job_complete,
+            EventType.JOB_FAILED: self._job_failed,
+            EventType.PARTITION_CREATION_START: self._partition_creation_start,
+            EventType.PARTITION_CREATION_COMPLETE: self._partition_creation_complete,
+            EventType.PARTITION_START: self._partition_start,
+            EventType.PARTITION_RESUME: self._partition_start,
+            EventType.PARTITION_COMPLETE: self._partition_complete,
+            EventType.PARTITION_FAILED: self._partition_failed,
+            EventType.OP_START: self._op_start,
+            EventType.OP_COMPLETE: self._op_complete,
+            EventType.OP_FAILED: self._op_failed,
+            EventType.CHECKPOINT_SAVE: self._checkpoint_save,
+            EventType.CHECKPOINT_LOAD: self._checkpoint_load,
+            EventType.DAG_NODE_START: self._dag_node,
+            EventType.DAG_NODE_COMPLETE: self._dag_node,
+        }
+        # Keyed by the plain string: events carry ``str`` types, unknown ones included.
+        self._handlers = {kind.value: handler for kind, handler in handlers.items()}
+
+    def __getstate__(self) -> dict[str, Any]:
+        self.ops.trim()
+        state = self.__dict__.copy()
+        del state["_handlers"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind_handlers()
+
+    # -- feeding -----------------------------------------------------------------
+
+    def apply(self, event: AnyEvent) -> None:
+        """Fold one event into the state."""
+        kind = event.event_type
+        self.events_applied += 1
+        counts = self.event_counts
+        counts[kind] = counts.get(kind, 0) + 1
+        ts = event.timestamp
+        if ts is not None:
+            last = self.last_event_time
+            if last is None or ts > last:
+                self.last_event_time = ts
+            first = self.first_event_time
+            if first is None or ts < first:
+                self.first_event_time = ts
+        if self.job_id is None and event.job_id:
+            self.job_id = event.job_id
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            handler(event, ts)
+
+    def apply_all(self, events: Iterable[AnyEvent]) -> JobState:
+        """Fold many events; returns ``self`` for chaining."""
+        apply = self.apply
+        for event in events:
+            apply(event)
+        return self
+
+    def set_plan(self, op_names: list[str]) -> None:
+        """Record the pipeline's op list (from the DAG plan or a config): names and positions."""
+        self.planned_ops = list(op_names)
+        for idx, name in enumerate(op_names):
+            self._set_position(name, idx, _FROM_PLAN)
+
+    def note_partition_count(self, count: int) -> None:
+        """Record how many partitions the job was cut into (e.g. from partitioning_info.json)."""
+        if self.planned_partitions is None or count > self.planned_partitions:
+            self.planned_partitions = count
+
+    # -- job handlers --------------------------------------------------------------
+
+    def _job_start(self, event: AnyEvent, ts: float | None) -> None:
+        self.status = Status.IN_PROGRESS
+        if event.process_id is not None:
+            self.process_ids.add(event.process_id)
+        if ts is not None and (self.start_time is None or ts < self.start_time):
+            self.start_time = ts
+        meta = nested(event.metadata)
+        config = nested(event.config)
+        summary = meta.get("config_summary")
+        summary = summary if isinstance(summary, dict) else {}
+        if meta.get("is_resuming") is True:
+            self.resume_count += 1
+        self.executor_type = (
+            _str(config.get("executor_type"))
+            or _str(summary.get("executor_type"))
+            or _str(meta.get("executor_type"))
+            or self.executor_type
+        )
+        self.work_dir = _str(config.get("work_dir")) or _str(meta.get("work_dir")) or self.work_dir
+        config_file = meta.get("config_file") or config.get("config_file")
+        if config_file:
+            self.config_file = config_file
+        strategy = (
+            _str(meta.get("checkpoint_strategy"))
+            or _str(summary.get("checkpoint_strategy"))
+            or _str(_nested(config, "checkpoint", "strategy"))
+        )
+        if strategy:
+            self.checkpoint_strategy = strategy
+        partitions = to_int(meta.get("num_partitions"))
+        if partitions is not None and partitions > 0:
+            self.note_partition_count(partitions)
+        operations = meta.get("operations")
+        if isinstance(operations, list) and all(isinstance(op, str) for op in operations):
+            self.set_plan(operations)
+
+    def _job_restart(self, event: AnyEvent, ts: float | None) -> None:
+        self.status = Status.IN_PROGRESS
+        self.resume_count += 1
+        if event.process_id is not None:
+            self.process_ids.add(event.process_id)
+
+    def _job_complete(self, event: AnyEvent, ts: float | None) -> None:
+        self.status = Status.COMPLETED
+        self.end_time = ts
+        duration = event.duration if event.duration is not None else event.job_duration
+        if duration is not None:
+            self.duration = duration
+
+    def _job_failed(self, event: AnyEvent, ts: float | None) -> None:
+        self.status = Status.FAILED
+        self.end_time = ts
+        self.error_message = event.error_message or text(event.message)
+        if event.duration is not None:
+            self.duration = event.duration
+
+    # -- partition handlers --------------------------------------------------------
+
+    def _partition(self, event: AnyEvent, ts: float | None) -> PartitionState | None:
+        pid = event.partition_id
+        if pid is None:
+            return None
+        part = self.partitions.get(pid)
+        if part is None:
+            part = self.partitions[pid] = PartitionState(pid)
+        if ts is not None:
+            last = part.last_event_time
+            if last is None or ts > last:
+                part.last_event_time = ts
+        return part
+
+    def _partition_creation_start(self, event: AnyEvent, ts: float | None) -> None:
+        part = self._partition(event, ts)
+        if part is not None:
+            part.creation_start_time = ts
+
+    def _partition_creation_complete(self, event: AnyEvent, ts: float | None) -> None:
+        part = self._partition(event, ts)
+        if part is not None:
+            part.creation_end_time = ts
+            self._partition_sizes(part, event)
+
+    def _partition_sizes(self, part: PartitionState, event: AnyEvent) -> None:
+        meta = nested(event.metadata)
+        detail = nested(event.partition_meta)
+        samples = to_int(meta.get("sample_count", detail.get("sample_count")))
+        if samples is not None:
+            part.sample_count = samples
+        size = to_int(meta.get("partition_size_bytes", detail.get("file_size_bytes")))
+        if size is not None:
+            part.size_bytes = size
+
+    def _partition_start(self, event: AnyEvent, ts: float | None) -> None:
+        part = self._partition(event, ts)
+        if part is None:
+            return
+        part.status = Status.IN_PROGRESS
+        part.start_time = ts
+        part.attempts += 1
+        if event.event_type == EventType.PARTITION_RESUME:
+            part.resumed = True
+        self._partition_sizes(part, event)
+
+    def _partition_complete(self, event: AnyEvent, ts: float | None) -> None:
+        part = self._partition(event, ts)
+        if part is None:
+            return
+        part.end_time = ts
+        meta = nested(event.metadata)
+        if meta.get("success") is False:
+            part.status = Status.FAILED
+            part.error_message = (
+                _str(meta.get("error")) or event.error_message or text(event.message)
+            )
+        else:
+            part.status = Status.COMPLETED
+
+    def _partition_failed(self, event: AnyEvent, ts: float | None) -> None:
+        part = self._partition(event, ts)
+        if part is None:
+            return
+        part.status = Status.FAILED
+        part.end_time = ts
+        part.error_message = event.error_message or text(event.message)
+        part.error_type = _error_type(event)
+
+    # -- op handlers ---------------------------------------------------------------
+
+    def _op_slot(self, event: AnyEvent, ts: float | None) -> int | None:
+        part = self._partition(event, ts)
+        name = event.operation_name
+        if part is None or not name:
+            return None
+        slot = part.ops.get(name)
+        if slot is None:
+            if _is_generic_name(name) and event.operation_idx is not None:
+                real = self._name_at(event.operation_idx)
+                if real is not None:
+                    return self._op_slot_named(part, real)
+            slot = part.ops[name] = self._new_slot(part.partition_id, name)
+        return slot
+
+    def _op_slot_named(self, part: PartitionState, name: str) -> int:
+        slot = part.ops.get(name)
+        if slot is None:
+            slot = part.ops[name] = self._new_slot(part.partition_id, name)
+        return slot
+
+    def _new_slot(self, partition_id: int, name: str) -> int:
+        if name not in self._op_names_seen:
+            self._op_names_seen.add(name)
+            if not self._placed(name):
+                self._unplaced += 1
+        return self.ops.add(partition_id, name)
+
+    def _placed(self, name: str) -> bool:
+        """Whether a plan or a DAG node id already fixed this op's position."""
+        known = self._positions.get(name)
+        return known is not None and known[0] >= _FROM_DAG_NODE
+
+    def _op_position(self, event: AnyEvent, slot: int, strength: int, node_id: Any) -> None:
+        name = self.ops.name[slot]
+        if self._placed(name):
+            return
+        if node_id is None and event.op_args:
+            node_id = nested(event.op_args).get("dag_node_id")
+        match = _DAG_NODE_ID.match(node_id) if isinstance(node_id, str) else None
+        if match and match.group(2) == name:
+            self._set_position(name, int(match.group(1)) - 1, _FROM_DAG_NODE)
+            return
+        idx = event.operation_idx
+        if idx is not None:
+            self._set_position(name, idx, strength)
+            if strength >= _FROM_CHECKPOINT or self.ops.index[slot] < 0:
+                self.ops.index[slot] = idx
+
+    def _op_start(self, event: AnyEvent, ts: float | None) -> None:
+        slot = self._op_slot(event, ts)
+        if slot is None:
+            return
+        ops = self.ops
+        ops.status[slot] = Status.IN_PROGRESS
+        ops.start_time[slot] = NAN if ts is None else ts
+        if event.input_rows is not None:
+            ops.input_rows[slot] = event.input_rows
+        if not self._placed(ops.name[slot]):
+            metrics = op_metrics(event)
+            rows = to_int(metrics.input_rows)
+            if rows is not None and event.input_rows is None:
+                ops.input_rows[slot] = rows
+            self._op_position(event, slot, _FROM_OP_EVENT, metrics.dag_node_id)
+
+    def _op_end(self, event: AnyEvent, ts: float | None, status: Status) -> int | None:
+        slot = self._op_slot(event, ts)
+        if slot is None:
+            return None
+        ops = self.ops
+        ops.status[slot] = status
+        ops.end_time[slot] = NAN if ts is None else ts
+        complete = (
+            event.duration is not None
+            and event.input_rows is not None
+            and event.output_rows is not None
+            and self._placed(ops.name[slot])
+        )
+        metrics = _NO_METRICS if complete else op_metrics(event)
+        duration = event.duration
+        if duration is None:
+            duration = to_float(metrics.duration_seconds)
+        if duration is not None:
+            ops.duration[slot] = duration
+        rows = event.input_rows
+        if rows is None:
+            rows = to_int(metrics.input_rows)
+        if rows is not None:
+            ops.input_rows[slot] = rows
+        rows = event.output_rows
+        if rows is None:
+            rows = to_int(metrics.output_rows)
+        if rows is not None:
+            ops.output_rows[slot] = rows
+        self._op_position(event, slot, _FROM_OP_EVENT, metrics.dag_node_id)
+        if status == Status.FAILED:
+            ops.errors[slot] = event.error_message or text(event.message) or "failed"
+        return slot
+
+    def _op_complete(self, event: AnyEvent, ts: float | None) -> None:
+        self._op_end(event, ts, Status.FAILED if event.status == "failed" else Status.COMPLETED)
+
+    def _op_failed(self, event: AnyEvent, ts: float | None) -> None:
+        self._op_end(event, ts, Status.FAILED)
+
+    def _checkpoint_save(self, event: AnyEvent, ts: float | None) -> None:
+        self.checkpoints_saved += 1
+        if ts is not None and (self.last_checkpoint_time is None or ts > self.last_checkpoint_time):
+            self.last_checkpoint_time = ts
+        slot = self._op_slot(event, ts)
+        if slot is not None:
+            self.ops.checkpoint_time[slot] = NAN if ts is None else ts
+            self._op_position(event, slot, _FROM_CHECKPOINT, None)
+
+    def _checkpoint_load(self, event: AnyEvent, ts: float | None) -> None:
+        self.checkpoints_loaded += 1
+        part = self._partition(event, ts)
+        if part is not None:
+            part.resumed = True
+            part.loaded_checkpoint_idx = event.operation_idx
+
+    def _dag_node(self, event: AnyEvent, ts: float | None) -> None:
+        if self.planned_ops or self._unplaced == 0:
+            return
+        meta = nested(event.metadata)
+        name = _str(meta.get("op_name"))
+        node_id = _str(meta.get("node_id"))
+        if name is None or node_id is None:
+            return
+        known = self._positions.get(name)
+        if known is not None and known[0] >= _FROM_DAG_NODE:
+            return
+        match = _DAG_NODE_ID.match(node_id)
+        if match and match.group(2) == name:
+            self._set_position(name, int(match.group(1)) - 1, _FROM_DAG_NODE)
+
+    # -- positions -----------------------------------------------------------------
+
+    def _set_position(self, name: str, idx: int, strength: int) -> None:
+        current = self._positions.get(name)
+        if current is None or strength >= current[0]:
+            if (
+                strength >= _FROM_DAG_NODE
+                and name in self._op_names_seen
+                and not self._placed(name)
+            ):
+                self._unplaced -= 1
+            self._positions[name] = (strength, idx)
+
+    def _name_at(self, idx: int) -> str | None:
+        for name, (strength, position) in self._positions.items():
+            if position == idx and strength > _FROM_OP_EVENT:
+                return name
+        return None
+
+    def pipeline_positions(self) -> dict[str, int]:
+        """Op name -> position in the pipeline, for names a plan, DAG node or checkpoint placed."""
+        return {
+            name: idx
+            for name, (strength, idx) in self._positions.items()
+            if strength > _FROM_OP_EVENT
+        }
+
+    def op_index(self, slot: int, positions: dict[str, int] | None = None) -> int | None:
+        """The op's position in the pipeline, from the strongest source that knew it."""
+        name = self.ops.name[slot]
+        strong = (self.pipeline_positions() if positions is None else positions).get(name)
+        if strong is not None:
+            return strong
+        own = self.ops.index[slot]
+        if own >= 0:
+            return own
+        known = self._positions.get(name)
+        return known[1] if known is not None else None
+
+    # -- merging -------------------------------------------------------------------
+
+    def merge(self, later: JobState) -> None:
+        """Fold in ``later``, a state folded over the events that follow this one's."""
+        for name in ("job_id", "executor_type", "config_file", "work_dir", "checkpoint_strategy"):
+            if getattr(self, name) is None or (
+                name != "job_id" and getattr(later, name) is not None
+            ):
+                setattr(self, name, getattr(later, name))
+        if later.status is not None:
+            self.status = later.status
+            if later.status in _TERMINAL:
+                self.end_time = later.end_time
+                self.error_message = later.error_message
+        if later.duration is not None:
+            self.duration = later.duration
+        self.start_time = _min(self.start_time, later.start_time)
+        self.first_event_time = _min(self.first_event_time, later.first_event_time)
+        self.last_event_time = _max(self.last_event_time, later.last_event_time)
+        self.last_checkpoint_time = _max(self.last_checkpoint_time, later.last_checkpoint_time)
+        if later.planned_partitions is not None:
+            self.note_partition_count(later.planned_partitions)
+        if later.planned_ops is not None:
+            self.planned_ops = later.planned_ops
+        self.resume_count += later.resume_count
+        self.process_ids |= later.process_ids
+        self.checkpoints_saved += later.checkpoints_saved
+        self.checkpoints_loaded += later.checkpoints_loaded
+        self.events_applied += later.events_applied
+        for kind, count in later.event_counts.items():
+            self.event_counts[kind] = self.event_counts.get(kind, 0) + count
+        for name, (strength, idx) in later._positions.items():
+            self._set_position(name, idx, strength)
+        self._op_names_seen |= later._op_names_seen
+        self._unplaced = sum(not self._placed(name) for name in self._op_names_seen)
+        for pid, theirs in later.partitions.items():
+            self._merge_partition(pid, theirs, later.ops)
+
+    def _merge_partition(self, pid: int, theirs: PartitionState, their_ops: OpTable) -> None:
+        mine = self.partitions.get(pid)
+        if mine is None:
+            mine = self.partitions[pid] = PartitionState(pid)
+        for name in (
+            "status",
+            "sample_count",
+            "size_bytes",
+            "creation_start_time",
+            "creation_end_time",
+            "start_time",
+            "end_time",
+            "error_message",
+            "error_type",
+            "loaded_checkpoint_idx",
+        ):
+            value = getattr(theirs, name)
+            if value is not None:
+                setattr(mine, name, value)
+        mine.attempts += theirs.attempts
+        mine.resumed = mine.resumed or theirs.resumed
+        mine.last_event_time = _max(mine.last_event_time, theirs.last_event_time)
+        ops = self.ops
+        for name, their_slot in theirs.ops.items():
+            slot = mine.ops.get(name)
+            if slot is None:
+                slot = mine.ops[name] = self._new_slot(pid, name)
+            if their_ops.status[their_slot] != Status.NOT_STARTED:
+                ops.status[slot] = their_ops.status[their_slot]
+            for column in ("start_time", "end_time", "duration", "checkpoint_time"):
+                value = getattr(their_ops, column)[their_slot]
+                if _is_set(value):
+                    getattr(ops, column)[slot] = value
+            for column in ("index", "input_rows", "output_rows"):
+                value = getattr(their_ops, column)[their_slot]
+                if value >= 0:
+                    getattr(ops, column)[slot] = value
+            if their_slot in their_ops.errors:
+                ops.errors[slot] = their_ops.errors[their_slot]
+
+    # -- derived answers -----------------------------------------------------------
+
+    @property
+    def op_names(self) -> list[str]:
+        """Op names in pipeline order (the plan when known, else as seen)."""
+        if self.planned_ops:
+            return list(self.planned_ops)
+        seen = {name: self._positions.get(name, (0, 1 << 30))[1] for name in set(self.ops.name)}
+        return sorted(seen, key=lambda name: (seen[name], name))
+
+    @property
+    def ops_per_partition(self) -> int:
+        """The job's real op count: the plan's, else the most ops seen on one partition."""
+        if self.planned_ops:
+            return len(self.planned_ops)
+        return max((len(part.ops) for part in self.partitions.values()), default=0)
+
+    @property
+    def total_partitions(self) -> int:
+        return max(len(self.partitions), self.planned_partitions or 0)
+
+    def op_status(self, slot: int) -> Status:
+        """An op run's status; one that was only checkpointed counts as completed."""
+        code = self.ops.status[slot]
+        if code == Status.NOT_STARTED and _is_set(self.ops.checkpoint_time[slot]):
+            return Status.COMPLETED
+        return _BY_CODE[code]
+
+    def partition_status(self, part: PartitionState) -> Status:
+        """A partition's status: its own events, else what its ops say."""
+        if part.status is not None:
+            return part.status
+        statuses = [self.op_status(slot) for slot in part.ops.values()]
+        if Status.FAILED in statuses:
+            return Status.FAILED
+        done = statuses.count(Status.COMPLETED)
+        if statuses and done == len(statuses) and done >= self.ops_per_partition:
+            return Status.COMPLETED
+        return Status.IN_PROGRESS if statuses else Status.NOT_STARTED
+
+    def partition_counts(self) -> dict[Status, int]:
+        """Partitions by status; planned partitions never seen count as not started."""
+        counts = dict.fromkeys(Status, 0)
+        for part in self.partitions.values():
+            counts[self.partition_status(part)] += 1
+        counts[Status.NOT_STARTED] += self.total_partitions - len(self.partitions)
+        return counts
+
+    def op_counts(self) -> dict[Status, int]:
+        """Op runs by status (an op that was only checkpointed counts as completed)."""
+        counts = {status: self.ops.count(status) for status in Status}
+        implied = (
+            sum(
+                1
+                for slot in range(len(self.ops))
+                if self.ops.status[slot] == Status.NOT_STARTED
+                and _is_set(self.ops.checkpoint_time[slot])
+            )
+            if counts[Status.NOT_STARTED]
+            else 0
+        )
+        counts[Status.NOT_STARTED] -= implied
+        counts[Status.COMPLETED] += implied
+        return counts
+
+    def checkpointed_op_count(self) -> int:
+        times = self.ops.checkpoint_time
+        return sum(1 for slot in range(len(self.ops)) if times[slot] == times[slot])
+
+    def job_status(self) -> Status:
+        """The job's status: its own terminal event, else what its partitions say.
+
+        A job whose every partition ended, some failed, is failed (Data-Juicer
+        writes no terminal event then); a log that just stops is in progress.
+        """
+        if self.status in _TERMINAL:
+            return self.status  # type: ignore[return-value]
+        counts = self.partition_counts()
+        total = sum(counts.values())
+        ended = counts[Status.COMPLETED] + counts[Status.FAILED]
+        if total and ended == total and counts[Status.FAILED]:
+            return Status.FAILED
+        if self.status is None and not self.partitions:
+            return Status.NOT_STARTED
+        return Status.IN_PROGRESS
+
+    def ordered_slots(
+        self, part: PartitionState, positions: dict[str, int] | None = None
+    ) -> list[tuple[int | None, int]]:
+        """``(op index, slot)`` of the partition's op runs, in pipeline order."""
+        positions = self.pipeline_positions() if positions is None else positions
+        pairs = [(self.op_index(slot, positions), slot) for slot in part.ops.values()]
+        pairs.sort(key=lambda pair: (1 << 30 if pair[0] is None else pair[0], pair[1]))
+        return pairs
+
+    def op_runs(self, part: PartitionState) -> Iterator[OpRun]:
+        """The partition's op runs in pipeline order."""
+        for idx, slot in self.ordered_slots(part):
+            yield self.op_run(slot, idx)
+
+    def op_run(self, slot: int, idx: int | None = None) -> OpRun:
+        """One op run; ``idx`` saves the position lookup when the caller knows it."""
+        ops = self.ops
+        status = self.op_status(slot)
+        ended = status >= Status.COMPLETED
+        start = ops.start_time[slot]
+        start = start if start == start else None
+        end = duration = None
+        if ended:
+            end = ops.end_time[slot]
+            end = end if end == end else None
+            duration = ops.duration[slot]
+            duration = duration if duration == duration else None
+            if duration is None and end is not None and start is not None and end >= start:
+                duration = end - start
+        rows_in = ops.input_rows[slot]
+        rows_out = ops.output_rows[slot]
+        checkpoint = ops.checkpoint_time[slot]
+        return OpRun(
+            ops.partition[slot],
+            ops.name[slot],
+            self.op_index(slot) if idx is None else idx,
+            status,
+            start,
+            end,
+            duration,
+            rows_in if rows_in >= 0 else None,
+            rows_out if ended and rows_out >= 0 else None,
+            checkpoint if checkpoint == checkpoint else None,
+            ops.errors.get(slot) if status == Status.FAILED else None,
+        )
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _nested(data: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _error_type(event: AnyEvent) -> str | None:
+    """The exception class an error names: ``ValueError`` in ``RayTaskError(ValueError): x``."""
+    if event.error_type and event.error_type != "str":
+        return event.error_type
+    meta_type = _str(nested(event.metadata).get("error_type"))
+    if meta_type and meta_type != "str":
+        return meta_type
+    text = event.error_message or ""
+    match = re.match(r"^\s*(?:\w+\((\w+)\)|(\w+(?:Error|Exception|Interrupt)))", text)
+    if match:
+        return match.group(1) or match.group(2)
+    return None

@@ -1,0 +1,191 @@
+"""Follow one job directory: its event logs folded into a :class:`JobState`.
+
+:class:`JobTracker` is what the snapshot, ``serve`` and ``watch`` share: it reads
+the side files a job directory may hold (``job_summary.json``,
+``dag_execution_plan.json``, ``checkpoints/partitioning_info.json``), then folds
+the event logs.  :meth:`JobTracker.refresh` folds only what was appended since
+the previous call, so following a running job costs what it appended.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from dj_observe.eventlog import EventLogReader, ReadStats
+from dj_observe.parallel import fold_in_parallel
+from dj_observe.state import JobState
+
+__all__ = ["JobDirectoryError", "JobTracker", "SideFile"]
+
+JOB_SUMMARY = "job_summary.json"
+DAG_PLAN = "dag_execution_plan.json"
+PARTITIONING_INFO = Path("checkpoints") / "partitioning_info.json"
+
+_GENERIC = msgspec.json.Decoder()
+
+PARALLEL_MIN_BYTES = 64 << 20
+"""Logs at least this large (64 MiB) are folded on two processes on first read."""
+
+
+class JobDirectoryError(Exception):
+    """The directory is missing, unreadable, or holds no event log."""
+
+
+@dataclass
+class SideFile:
+    """A JSON file beside the event log: its content, or why it could not be used."""
+
+    path: Path
+    data: dict[str, Any] | None = None
+    error: str | None = None
+    signature: tuple[int, int] | None = None
+
+    @classmethod
+    def load(
+        cls,
+        path: Path,
+        previous: SideFile | None = None,
+        decoder: msgspec.json.Decoder | None = None,
+    ) -> SideFile:
+        """Read ``path`` unless it is unchanged since ``previous`` was read."""
+        try:
+            info = path.stat()
+        except OSError:
+            return cls(path)
+        signature = (info.st_mtime_ns, info.st_size)
+        if previous is not None and previous.signature == signature:
+            return previous
+        try:
+            data = (decoder or _GENERIC).decode(path.read_bytes())
+        except (OSError, msgspec.DecodeError) as exc:
+            return cls(path, error=f"{path.name}: {_reason(exc)}", signature=signature)
+        if isinstance(data, _Plan):
+            data = {"operations": plan_op_names(data)}
+        if not isinstance(data, dict):
+            return cls(path, error=f"{path.name}: expected a JSON object", signature=signature)
+        return cls(path, data, signature=signature)
+
+    @property
+    def loaded(self) -> bool:
+        return self.data is not None
+
+
+class _PlanNode(msgspec.Struct, gc=False):
+    operation_name: Any = None
+    op_name: Any = None
+    node_type: Any = None
+    op_type: Any = None
+    execution_order: Any = None
+
+
+class _Plan(msgspec.Struct, gc=False):
+    nodes: dict[str, _PlanNode] | list[_PlanNode] | None = None
+
+
+_PLAN_DECODER = msgspec.json.Decoder(_Plan)
+
+
+@dataclass
+class JobTracker:
+    """A job directory and the state folded from it so far."""
+
+    job_dir: Path
+    workers: int = 2
+    state: JobState = field(default_factory=JobState)
+    summary: SideFile | None = None
+    plan: SideFile | None = None
+    partitioning: SideFile | None = None
+    reader: EventLogReader = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.job_dir = Path(self.job_dir)
+        if not self.job_dir.exists():
+            raise JobDirectoryError(f"job directory not found: {self.job_dir}")
+        if not self.job_dir.is_dir():
+            raise JobDirectoryError(f"not a directory: {self.job_dir}")
+        if not os.access(self.job_dir, os.R_OK | os.X_OK):
+            raise JobDirectoryError(f"job directory is not readable: {self.job_dir}")
+        self.reader = EventLogReader(self.job_dir)
+
+    @property
+    def stats(self) -> ReadStats:
+        return self.reader.stats
+
+    @property
+    def log_files(self) -> list[Path]:
+        return self.reader.files
+
+    def refresh(self) -> JobState:
+        """Read side files and fold every event appended since the last refresh."""
+        self._load_side_files()
+        first = not self.reader.offsets
+        with _gc_paused():
+            if first and self.workers > 1:
+                fold_in_parallel(self.reader, self.state, self.workers, PARALLEL_MIN_BYTES)
+            apply = self.state.apply
+            for events in self.reader.read():
+                for event in events:
+                    apply(event)
+        if not self.reader.offsets:
+            raise JobDirectoryError(f"no event log (events.jsonl) in {self.job_dir}")
+        return self.state
+
+    def _load_side_files(self) -> None:
+        self.summary = SideFile.load(self.job_dir / JOB_SUMMARY, self.summary)
+        plan = SideFile.load(self.job_dir / DAG_PLAN, self.plan, _PLAN_DECODER)
+        if plan is not self.plan and plan.data and plan.data["operations"]:
+            self.state.set_plan(plan.data["operations"])
+        self.plan = plan
+        self.partitioning = SideFile.load(self.job_dir / PARTITIONING_INFO, self.partitioning)
+        info = self.partitioning.data
+        if info is not None:
+            count = info.get("num_partitions")
+            if isinstance(count, int) and count > 0:
+                self.state.note_partition_count(count)
+
+
+def plan_op_names(plan: _Plan) -> list[str]:
+    """The pipeline's op names, in order, from a DAG execution plan (any known layout)."""
+    nodes = plan.nodes
+    if isinstance(nodes, dict):
+        nodes = list(nodes.values())
+    if not nodes:
+        return []
+    ordered: list[tuple[float, str]] = []
+    for node in nodes:
+        name = node.operation_name or node.op_name
+        kind = str(node.node_type or node.op_type or "")
+        if not isinstance(name, str) or "convergence" in kind or "redistribution" in kind:
+            continue
+        order = node.execution_order
+        ordered.append((order if isinstance(order, (int, float)) else float("inf"), name))
+    names: list[str] = []
+    for _, name in sorted(ordered, key=lambda item: item[0]):
+        if name not in names:
+            names.append(name)
+    return names
+
+
+@contextmanager
+def _gc_paused():
+    """Folding allocates many small objects that never form cycles; skip GC passes meanwhile."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return f"invalid JSON ({exc})"
