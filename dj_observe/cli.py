@@ -86,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _write_output(path: str, analyzer: ProcessingSnapshotAnalyzer, compact: bool) -> None:
+def _write_output(
+    path: str, analyzer: ProcessingSnapshotAnalyzer, compact: bool, workers: int
+) -> None:
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
@@ -95,7 +97,7 @@ def _write_output(path: str, analyzer: ProcessingSnapshotAnalyzer, compact: bool
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
-            write_json(snapshot, handle, indent=0 if compact else 2)
+            write_json(snapshot, handle, indent=0 if compact else 2, workers=workers)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -107,7 +109,7 @@ def _snapshot(args: argparse.Namespace, stdout: IO[str]) -> int:
         raise CliError("--workers must be at least 1")
     analyzer = ProcessingSnapshotAnalyzer(args.job_dir, workers=args.workers)
     if args.output:
-        _write_output(args.output, analyzer, args.compact)
+        _write_output(args.output, analyzer, args.compact, args.workers)
         return EXIT_OK
     snapshot = analyzer.generate_snapshot()
     if args.human_readable:
@@ -118,7 +120,7 @@ def _snapshot(args: argparse.Namespace, stdout: IO[str]) -> int:
     stdout.flush()
     binary = getattr(stdout, "buffer", None)
     if binary is not None:
-        write_json(snapshot, binary, indent=0 if args.compact else 2)
+        write_json(snapshot, binary, indent=0 if args.compact else 2, workers=args.workers)
         binary.flush()
     else:
         from io import BytesIO

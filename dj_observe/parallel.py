@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 from dj_observe.eventlog import EventLogReader, ReadStats, find_event_logs, iter_range
 from dj_observe.state import JobState
 
-__all__ = ["fold_in_parallel", "split_ranges"]
+__all__ = ["ForkedOutput", "fold_in_parallel", "fork_is_safe", "split_ranges"]
 
 _TAIL_PROBE = 1 << 16
 
@@ -93,15 +94,14 @@ def split_ranges(files: Iterable[Path], parts: int) -> list[list[Range]]:
 def _fold_ranges(ranges: list[Range], state: JobState | None = None) -> tuple[JobState, ReadStats]:
     state = JobState() if state is None else state
     stats = ReadStats()
-    apply = state.apply
     for piece in ranges:
         for events, _ in iter_range(piece.path, piece.start, piece.end, stats=stats):
-            for event in events:
-                apply(event)
+            state.apply_all(events)
     return state, stats
 
 
-def _fork_is_safe() -> bool:
+def fork_is_safe() -> bool:
+    """Forking copies only the calling thread: safe while no other thread runs."""
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
@@ -115,7 +115,7 @@ def fold_in_parallel(reader: EventLogReader, state: JobState, workers: int, min_
     """
     workers = min(workers, os.cpu_count() or 1)
     files = find_event_logs(reader.job_dir)
-    if workers < 2 or not _fork_is_safe():
+    if workers < 2 or not fork_is_safe():
         return False
     if sum(path.stat().st_size for path in files) < min_bytes:
         return False
@@ -135,3 +135,43 @@ def fold_in_parallel(reader: EventLogReader, state: JobState, workers: int, min_
         for piece in ranges:
             reader.offsets[piece.path] = piece.end
     return True
+
+
+class ForkedOutput:
+    """Bytes produced in a forked child (sharing this process's memory) while we go on.
+
+    The child writes what ``produce()`` yields to a temporary file; :meth:`read`
+    waits for it and yields the bytes back, or returns ``None`` if the child
+    failed, so the caller can produce them itself.
+    """
+
+    _READ = 1 << 20
+
+    def __init__(self, produce: Callable[[], Iterable[bytes]]) -> None:
+        fd, self.path = tempfile.mkstemp(prefix="dj-observe-")
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: produce, then leave without running any cleanup
+            status = 1
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    for chunk in produce():
+                        handle.write(chunk)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(fd)
+
+    def read(self) -> Iterator[bytes] | None:
+        _, status = os.waitpid(self.pid, 0)
+        if status != 0:
+            os.unlink(self.path)
+            return None
+        return self._chunks()
+
+    def _chunks(self) -> Iterator[bytes]:
+        try:
+            with open(self.path, "rb") as handle:
+                while chunk := handle.read(self._READ):
+                    yield chunk
+        finally:
+            os.unlink(self.path)

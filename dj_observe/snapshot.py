@@ -25,6 +25,7 @@ import msgspec
 
 from dj_observe.eventlog import ReadStats
 from dj_observe.events import EventType
+from dj_observe.parallel import ForkedOutput, fork_is_safe
 from dj_observe.state import JobState, OpRun, PartitionState, Status
 from dj_observe.tracker import JobDirectoryError, JobTracker
 
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 _CHUNK = 2000
+PARALLEL_RENDER_MIN_OPS = 20_000
+"""Jobs with at least this many op runs render ``operation_progress`` in a forked child."""
 _KNOWN_TYPES = frozenset(kind.value for kind in EventType)
 
 
@@ -173,9 +176,15 @@ def create_snapshot(job_dir: str | os.PathLike[str]) -> JobSnapshot:
     return ProcessingSnapshotAnalyzer(job_dir).generate_snapshot()
 
 
-def write_json(snapshot: JobSnapshot, stream: IO[bytes], *, indent: int = 2) -> None:
-    """Write the snapshot JSON to a binary stream, piece by piece."""
-    for chunk in _json_chunks(snapshot, indent=indent):
+def write_json(
+    snapshot: JobSnapshot, stream: IO[bytes], *, indent: int = 2, workers: int = 1
+) -> None:
+    """Write the snapshot JSON to a binary stream, piece by piece.
+
+    With ``workers > 1`` a large job's ``operation_progress`` is rendered in a
+    forked child while this process renders the rest.
+    """
+    for chunk in _json_chunks(snapshot, indent=indent, workers=workers):
         stream.write(chunk)
 
 
@@ -527,8 +536,17 @@ def _checkpointed_entries(snap: JobSnapshot) -> Iterator[dict[str, Any]]:
             }
 
 
-def _json_chunks(snap: JobSnapshot, indent: int) -> Iterator[bytes]:
+def _operation_progress(snap: JobSnapshot, writer: _ObjectWriter) -> Iterator[bytes]:
+    return writer.item_with_stream(
+        "operation_progress", _STREAM, _batched(_operation_entries(snap))
+    )
+
+
+def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[bytes]:
     """The document in pieces; the per-partition and per-op parts stream in batches."""
+    aside = None
+    if workers > 1 and len(snap.state.ops) >= PARALLEL_RENDER_MIN_OPS and fork_is_safe():
+        aside = ForkedOutput(lambda: _operation_progress(snap, _ObjectWriter(indent, first=False)))
     writer = _ObjectWriter(indent)
     for key, value in _head(snap).items():
         yield writer.item(key, value)
@@ -541,9 +559,8 @@ def _json_chunks(snap: JobSnapshot, indent: int) -> Iterator[bytes]:
     yield from writer.item_with_stream(
         "partition_progress", _STREAM, _batched(_partition_entries(snap))
     )
-    yield from writer.item_with_stream(
-        "operation_progress", _STREAM, _batched(_operation_entries(snap))
-    )
+    rendered = aside.read() if aside is not None else None
+    yield from rendered if rendered is not None else _operation_progress(snap, writer)
     yield writer.item("file_paths", _file_paths(snap))
     yield writer.item("metadata", _metadata(snap))
     yield writer.close()
@@ -572,9 +589,9 @@ class _ObjectWriter:
     so no more than one batch is ever held in memory.
     """
 
-    def __init__(self, indent: int) -> None:
+    def __init__(self, indent: int, first: bool = True) -> None:
         self.indent = indent
-        self.first = True
+        self.first = first
 
     def _encode(self, value: Any, depth: int) -> bytes:
         data = msgspec.json.encode(value)

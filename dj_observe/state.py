@@ -23,8 +23,10 @@ import enum
 import math
 import re
 from array import array
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from dj_observe.events import (
@@ -38,7 +40,19 @@ from dj_observe.events import (
     to_int,
 )
 
-__all__ = ["JobState", "OpRun", "OpTable", "PartitionState", "Status"]
+__all__ = [
+    "MAX_EVENT_TYPES",
+    "OTHER_EVENT_TYPES",
+    "JobState",
+    "OpRun",
+    "OpTable",
+    "PartitionState",
+    "Status",
+]
+
+MAX_EVENT_TYPES = 256
+"""Distinct event types counted by name; further unknown ones share one counter."""
+OTHER_EVENT_TYPES = "(other)"
 
 NAN = math.nan
 
@@ -59,6 +73,9 @@ class Status(enum.IntEnum):
 
 _TERMINAL = (Status.COMPLETED, Status.FAILED)
 _BY_CODE = tuple(Status)
+_EVENT_TYPE = attrgetter("event_type")
+_TIMESTAMP = attrgetter("timestamp")
+_JOB_ID = attrgetter("job_id")
 _NO_METRICS = OpMetrics()
 _DAG_NODE_ID = re.compile(r"^op_(\d+)_(.+?)(?:_partition_\d+|_global)?$")
 
@@ -268,29 +285,35 @@ class JobState:
 
     def apply(self, event: AnyEvent) -> None:
         """Fold one event into the state."""
-        kind = event.event_type
-        self.events_applied += 1
-        counts = self.event_counts
-        counts[kind] = counts.get(kind, 0) + 1
-        ts = event.timestamp
-        if ts is not None:
-            last = self.last_event_time
-            if last is None or ts > last:
-                self.last_event_time = ts
-            first = self.first_event_time
-            if first is None or ts < first:
-                self.first_event_time = ts
-        if self.job_id is None and event.job_id:
-            self.job_id = event.job_id
-        handler = self._handlers.get(kind)
-        if handler is not None:
-            handler(event, ts)
+        self.apply_all((event,))
 
     def apply_all(self, events: Iterable[AnyEvent]) -> JobState:
-        """Fold many events; returns ``self`` for chaining."""
-        apply = self.apply
+        """Fold events in order; returns ``self``.
+
+        Bookkeeping over the whole batch (counts by type, first and last
+        timestamps) runs in C-level built-ins; only the handlers run per event.
+        """
+        if not isinstance(events, (list, tuple)):
+            events = list(events)
+        if not events:
+            return self
+        self.events_applied += len(events)
+        counts = self.event_counts
+        for kind, count in Counter(map(_EVENT_TYPE, events)).items():
+            if kind not in counts and len(counts) >= MAX_EVENT_TYPES:
+                kind = OTHER_EVENT_TYPES
+            counts[kind] = counts.get(kind, 0) + count
+        stamps = [ts for ts in map(_TIMESTAMP, events) if ts is not None]
+        if stamps:
+            self.first_event_time = _min(self.first_event_time, min(stamps))
+            self.last_event_time = _max(self.last_event_time, max(stamps))
+        if self.job_id is None:
+            self.job_id = next(filter(None, map(_JOB_ID, events)), None)
+        handlers = self._handlers
         for event in events:
-            apply(event)
+            handler = handlers.get(event.event_type)
+            if handler is not None:
+                handler(event, event.timestamp)
         return self
 
     def set_plan(self, op_names: list[str]) -> None:
@@ -303,6 +326,14 @@ class JobState:
         """Record how many partitions the job was cut into (e.g. from partitioning_info.json)."""
         if self.planned_partitions is None or count > self.planned_partitions:
             self.planned_partitions = count
+
+    def note_partition(self, partition_id: int, sample_count: int | None = None) -> None:
+        """Record a partition known from outside the log (it may not have started yet)."""
+        part = self.partitions.get(partition_id)
+        if part is None:
+            part = self.partitions[partition_id] = PartitionState(partition_id)
+        if part.sample_count is None and sample_count is not None:
+            part.sample_count = sample_count
 
     # -- job handlers --------------------------------------------------------------
 
@@ -638,6 +669,8 @@ class JobState:
         self.checkpoints_loaded += later.checkpoints_loaded
         self.events_applied += later.events_applied
         for kind, count in later.event_counts.items():
+            if kind not in self.event_counts and len(self.event_counts) >= MAX_EVENT_TYPES:
+                kind = OTHER_EVENT_TYPES
             self.event_counts[kind] = self.event_counts.get(kind, 0) + count
         for name, (strength, idx) in later._positions.items():
             self._set_position(name, idx, strength)

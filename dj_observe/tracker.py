@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from dj_observe.eventlog import EventLogReader, ReadStats
+from dj_observe.events import to_int
 from dj_observe.parallel import fold_in_parallel
 from dj_observe.state import JobState
 
@@ -129,10 +130,8 @@ class JobTracker:
         with _gc_paused():
             if first and self.workers > 1:
                 fold_in_parallel(self.reader, self.state, self.workers, PARALLEL_MIN_BYTES)
-            apply = self.state.apply
             for events in self.reader.read():
-                for event in events:
-                    apply(event)
+                self.state.apply_all(events)
         if not self.reader.offsets:
             raise JobDirectoryError(f"no event log (events.jsonl) in {self.job_dir}")
         return self.state
@@ -143,12 +142,23 @@ class JobTracker:
         if plan is not self.plan and plan.data and plan.data["operations"]:
             self.state.set_plan(plan.data["operations"])
         self.plan = plan
-        self.partitioning = SideFile.load(self.job_dir / PARTITIONING_INFO, self.partitioning)
-        info = self.partitioning.data
-        if info is not None:
-            count = info.get("num_partitions")
-            if isinstance(count, int) and count > 0:
-                self.state.note_partition_count(count)
+        partitioning = SideFile.load(self.job_dir / PARTITIONING_INFO, self.partitioning)
+        if partitioning is not self.partitioning and partitioning.data:
+            _note_partitioning(self.state, partitioning.data)
+        self.partitioning = partitioning
+
+
+def _note_partitioning(state: JobState, info: dict[str, Any]) -> None:
+    """Data-Juicer's ``partitioning_info.json``: how many partitions, and their row counts."""
+    count = info.get("num_partitions")
+    if isinstance(count, int) and count > 0:
+        state.note_partition_count(count)
+    partitions = info.get("partitions")
+    for entry in partitions if isinstance(partitions, list) else []:
+        if isinstance(entry, dict):
+            pid, rows = to_int(entry.get("partition_id")), to_int(entry.get("row_count"))
+            if pid is not None:
+                state.note_partition(pid, rows)
 
 
 def plan_op_names(plan: _Plan) -> list[str]:
