@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import IO
 
@@ -24,6 +25,7 @@ __all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+EXIT_EXPORT_FAILED = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -79,6 +81,52 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write the job directory (default: outputs/demo)",
     )
     demo.add_argument("--json", action="store_true", help="print the JSON instead of tables")
+
+    replay = commands.add_parser(
+        "replay",
+        help="feed an existing event log through the metrics and trace sinks",
+        description="Replay a job's event log: spans to OTLP and/or a file, metrics to a "
+        "Pushgateway or stdout. Ids and timestamps equal those of the live run.",
+    )
+    replay.add_argument("job_dir", help="the job's work directory")
+    replay.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="send spans over OTLP/HTTP (e.g. http://127.0.0.1:4318/v1/traces)",
+    )
+    replay.add_argument("--traces-file", metavar="FILE", help="append spans as OTLP/JSON lines")
+    replay.add_argument("--pushgateway", metavar="URL", help="push the metrics to a Pushgateway")
+    replay.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds an export may take before it is abandoned (default: 10)",
+    )
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve Prometheus metrics for every job under an outputs directory",
+        description="Follow every job directory under OUTPUTS_DIR (new ones too) and serve "
+        "their metrics at /metrics, folding only what the logs append.",
+    )
+    serve.add_argument("outputs_dir")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=9464, help="port to bind (default: 9464)")
+    serve.add_argument(
+        "--interval",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds between polls of the logs (default: 2)",
+    )
+    serve.add_argument(
+        "--retention",
+        type=float,
+        default=86400.0,
+        metavar="S",
+        help="seconds an ended job stays exposed after its last event (default: 86400)",
+    )
 
     jobs = commands.add_parser("jobs", help="list the jobs under an outputs directory")
     jobs.add_argument("outputs_dir", help="a directory whose subdirectories are job directories")
@@ -150,6 +198,63 @@ def _demo(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     return EXIT_OK
 
 
+def _replay(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from prometheus_client import generate_latest
+
+    from dj_observe.dispatch import HookStats
+    from dj_observe.exposition import PushgatewaySink
+    from dj_observe.replay import replay
+    from dj_observe.sinks.metrics import MetricsSink
+    from dj_observe.sinks.traces import OtlpJsonFileExporter, TraceSink
+
+    stats = HookStats()
+    metrics = MetricsSink(stats=stats)
+    sinks: list = [metrics]
+    exporters = []
+    if args.traces_file:
+        exporters.append(OtlpJsonFileExporter(args.traces_file))
+    if args.otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporters.append(OTLPSpanExporter(endpoint=args.otlp_endpoint, timeout=args.timeout))
+    if exporters:
+        sinks.append(TraceSink(exporters, stats=stats, export_timeout_seconds=args.timeout))
+    pusher = None
+    if args.pushgateway:
+        pusher = PushgatewaySink(metrics.registry, args.pushgateway, interval=3600.0, stats=stats)
+        sinks.append(pusher)
+    try:
+        result = replay(args.job_dir, sinks, stats)
+    finally:
+        for sink in sinks:
+            sink.close()
+    if not args.pushgateway and not exporters:
+        stdout.write(generate_latest(metrics.registry).decode())
+    failures = sum(stats.sink_errors.values())
+    print(
+        f"replayed {result.events} events of job {result.job_id}"
+        f" ({result.stats.skipped_lines} lines skipped); export failures: {failures}",
+        file=stderr,
+    )
+    return EXIT_OK if failures == 0 else EXIT_EXPORT_FAILED
+
+
+def _serve(args: argparse.Namespace, stderr: IO[str]) -> int:
+    from prometheus_client import disable_created_metrics
+
+    from dj_observe.serve import JobsExporter
+
+    disable_created_metrics()
+    exporter = JobsExporter(args.outputs_dir, retention=args.retention)
+    print(
+        f"dj-observe serve: following {args.outputs_dir}, metrics at "
+        f"http://{args.host}:{args.port}/metrics",
+        file=stderr,
+    )
+    exporter.serve_forever(args.host, args.port, args.interval)
+    return EXIT_OK
+
+
 def _jobs(args: argparse.Namespace, stdout: IO[str]) -> int:
     from dj_observe.jobs_view import print_jobs
 
@@ -176,12 +281,20 @@ def main(
     """Run the CLI; returns the exit code."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    args = _parser().parse_args(argv)
+    try:
+        with redirect_stdout(stdout), redirect_stderr(stderr):
+            args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (argparse exits 2)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
         if args.command == "snapshot":
             return _snapshot(args, stdout)
         if args.command == "demo":
             return _demo(args, stdout, stderr)
+        if args.command == "replay":
+            return _replay(args, stdout, stderr)
+        if args.command == "serve":
+            return _serve(args, stderr)
         return _jobs(args, stdout)
     except (CliError, JobDirectoryError) as exc:
         print(f"dj-observe: error: {exc}", file=stderr)

@@ -91,7 +91,7 @@ def decode_block(block: bytes, stats: ReadStats) -> list[Event]:
     """Decode a block of whole lines: one fast call, or line by line if any line is bad."""
     try:
         events = FAST_DECODER.decode_lines(block)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         events = []
         for line in block.split(b"\n"):
             if not line.strip():
@@ -108,7 +108,7 @@ def decode_block(block: bytes, stats: ReadStats) -> list[Event]:
 def _decode_line(line: bytes) -> Event | None:
     try:
         return FAST_DECODER.decode(line)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return parse_line(line)
 
 

@@ -22,10 +22,12 @@ import msgspec
 __all__ = [
     "FAST_DECODER",
     "AnyEvent",
+    "DagNode",
     "Event",
     "EventType",
     "FoldEvent",
     "OpMetrics",
+    "dag_node",
     "event_from_dict",
     "event_to_dict",
     "metadata_value",
@@ -34,6 +36,18 @@ __all__ = [
     "parse_line",
     "text",
 ]
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+"""Integers the fold can store; a larger one is treated as absent."""
+_DECODE_ERRORS = (
+    msgspec.DecodeError,
+    msgspec.ValidationError,
+    UnicodeDecodeError,
+    ValueError,
+    RecursionError,
+)
 
 
 class EventType(str, enum.Enum):
@@ -85,31 +99,32 @@ class Event(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     message: str | None = None
     event_id: str | None = None
     job_id: str | None = None
-    partition_id: int | None = None
+    partition_id: Int64 | None = None
     operation_name: str | None = None
-    operation_idx: int | None = None
+    operation_idx: Int64 | None = None
     status: str | None = None
     duration: float | None = None
     error_message: str | None = None
     stack_trace: str | None = None
-    retry_count: int | None = None
+    retry_count: Int64 | None = None
     checkpoint_path: str | None = None
     op_args: dict[str, Any] | None = None
-    input_rows: int | None = None
-    output_rows: int | None = None
+    input_rows: Int64 | None = None
+    output_rows: Int64 | None = None
     output_path: str | None = None
+    sample_count: Int64 | None = None
     partition_meta: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
-    total_partitions: int | None = None
-    successful_partitions: int | None = None
-    failed_partitions: int | None = None
+    total_partitions: Int64 | None = None
+    successful_partitions: Int64 | None = None
+    failed_partitions: Int64 | None = None
     job_duration: float | None = None
     completion_time: float | None = None
     failure_time: float | None = None
     error_type: str | None = None
-    process_id: int | None = None
-    thread_id: int | None = None
+    process_id: Int64 | None = None
+    thread_id: Int64 | None = None
     extra: dict[str, Any] | None = None
 
 
@@ -124,17 +139,18 @@ class FoldEvent(msgspec.Struct, kw_only=True, gc=False):
     event_type: Annotated[str, msgspec.Meta(min_length=1)]
     timestamp: float | None = None
     job_id: str | None = None
-    partition_id: int | None = None
+    partition_id: Int64 | None = None
     operation_name: str | None = None
-    operation_idx: int | None = None
+    operation_idx: Int64 | None = None
     status: str | None = None
     duration: float | None = None
     job_duration: float | None = None
     error_message: str | None = None
     error_type: str | None = None
-    input_rows: int | None = None
-    output_rows: int | None = None
-    process_id: int | None = None
+    input_rows: Int64 | None = None
+    output_rows: Int64 | None = None
+    sample_count: Int64 | None = None
+    process_id: Int64 | None = None
     message: msgspec.Raw = msgspec.Raw()
     metadata: msgspec.Raw = msgspec.Raw()
     config: msgspec.Raw = msgspec.Raw()
@@ -158,7 +174,16 @@ class OpMetrics(msgspec.Struct, gc=False):
     dag_node_id: int | float | str | None = None
 
 
+class DagNode(msgspec.Struct, gc=False):
+    """The ``metadata`` of a ``dag_node_*`` event that places an op in the pipeline."""
+
+    op_name: Any = None
+    node_id: Any = None
+
+
 _OP_METRICS_DECODER = msgspec.json.Decoder(OpMetrics)
+_DAG_NODE_DECODER = msgspec.json.Decoder(DagNode)
+_NO_NODE = DagNode()
 _NO_METRICS = OpMetrics()
 
 _GENERIC_DECODER = msgspec.json.Decoder()
@@ -199,7 +224,12 @@ _KNOWN_FIELDS = _INT_FIELDS | _FLOAT_FIELDS | _STR_FIELDS | _DICT_FIELDS | {"eve
 
 
 def to_int(value: Any) -> int | None:
-    """Coerce a JSON value to an int, or ``None`` when it is not one (``"3"`` -> 3)."""
+    """Coerce a JSON value to a 64-bit int, or ``None`` when it is not one (``"3"`` -> 3)."""
+    number = _to_int(value)
+    return number if number is not None and INT64_MIN <= number <= INT64_MAX else None
+
+
+def _to_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -281,11 +311,11 @@ def parse_line(line: bytes | str) -> Event | None:
     """Parse one log line; never raises.  ``None`` means "not an event" (count it)."""
     try:
         data = _GENERIC_DECODER.decode(line)
-    except (msgspec.DecodeError, UnicodeDecodeError, ValueError):
+        if not isinstance(data, dict):
+            return None
+        return event_from_dict(data)
+    except _DECODE_ERRORS:
         return None
-    if not isinstance(data, dict):
-        return None
-    return event_from_dict(data)
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -308,7 +338,7 @@ def nested(value: dict[str, Any] | msgspec.Raw | None) -> dict[str, Any]:
         return {}
     try:
         data = _GENERIC_DECODER.decode(value)
-    except (msgspec.DecodeError, ValueError):
+    except _DECODE_ERRORS:
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -321,7 +351,7 @@ def text(value: str | msgspec.Raw | None) -> str | None:
         return None
     try:
         return _to_str(_GENERIC_DECODER.decode(value))
-    except (msgspec.DecodeError, ValueError):
+    except _DECODE_ERRORS:
         return None
 
 
@@ -336,11 +366,24 @@ def op_metrics(event: AnyEvent) -> OpMetrics:
         )
     try:
         return _OP_METRICS_DECODER.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except _DECODE_ERRORS:
         data = nested(raw)
         return OpMetrics(
             **{key: data.get(key) for key in OpMetrics.__struct_fields__ if _scalar(data.get(key))}
         )
+
+
+def dag_node(event: AnyEvent) -> DagNode:
+    """The op name and node id of a DAG node event, decoded without the rest."""
+    raw = event.metadata
+    if raw is None or not raw:
+        return _NO_NODE
+    if type(raw) is dict:
+        return DagNode(raw.get("op_name"), raw.get("node_id"))
+    try:
+        return _DAG_NODE_DECODER.decode(raw)
+    except _DECODE_ERRORS:
+        return _NO_NODE
 
 
 def _scalar(value: Any) -> bool:

@@ -33,6 +33,7 @@ from dj_observe.events import (
     AnyEvent,
     EventType,
     OpMetrics,
+    dag_node,
     nested,
     op_metrics,
     text,
@@ -48,6 +49,7 @@ __all__ = [
     "OpTable",
     "PartitionState",
     "Status",
+    "error_type_of",
 ]
 
 MAX_EVENT_TYPES = 256
@@ -100,6 +102,7 @@ class OpTable:
     """
 
     __slots__ = (
+        "attempts",
         "checkpoint_time",
         "duration",
         "end_time",
@@ -126,6 +129,7 @@ class OpTable:
         self.checkpoint_time = array("d")
         self.input_rows = array("q")
         self.output_rows = array("q")
+        self.attempts = array("q")
         self.errors: dict[int, str] = {}
 
     def __len__(self) -> int:
@@ -143,6 +147,7 @@ class OpTable:
             column.extend(unset_float)
         self.input_rows.extend(unset_int)
         self.output_rows.extend(unset_int)
+        self.attempts.extend(array("q", [0]) * block)
 
     def add(self, partition_id: int, name: str) -> int:
         """Append an empty run and return its slot."""
@@ -166,6 +171,7 @@ class OpTable:
             self.checkpoint_time,
             self.input_rows,
             self.output_rows,
+            self.attempts,
         ):
             del column[size:]
 
@@ -222,6 +228,7 @@ class JobState:
     def __init__(self) -> None:
         self.job_id: str | None = None
         self.executor_type: str | None = None
+        self.pipeline: str | None = None
         self.config_file: Any = None
         self.work_dir: str | None = None
         self.checkpoint_strategy: str | None = None
@@ -245,7 +252,8 @@ class JobState:
         self.ops = OpTable()
         self._positions: dict[str, tuple[int, int]] = {}
         self._op_names_seen: set[str] = set()
-        self._unplaced = 0
+        self._most_ops = 0
+        self._checkpointed = 0
         self._bind_handlers()
 
     def _bind_handlers(self) -> None:
@@ -338,7 +346,7 @@ class JobState:
     # -- job handlers --------------------------------------------------------------
 
     def _job_start(self, event: AnyEvent, ts: float | None) -> None:
-        self.status = Status.IN_PROGRESS
+        self._job_running()
         if event.process_id is not None:
             self.process_ids.add(event.process_id)
         if ts is not None and (self.start_time is None or ts < self.start_time):
@@ -356,6 +364,12 @@ class JobState:
             or self.executor_type
         )
         self.work_dir = _str(config.get("work_dir")) or _str(meta.get("work_dir")) or self.work_dir
+        self.pipeline = (
+            _str(meta.get("pipeline"))
+            or _str(meta.get("project_name"))
+            or _str(config.get("project_name"))
+            or self.pipeline
+        )
         config_file = meta.get("config_file") or config.get("config_file")
         if config_file:
             self.config_file = config_file
@@ -373,8 +387,14 @@ class JobState:
         if isinstance(operations, list) and all(isinstance(op, str) for op in operations):
             self.set_plan(operations)
 
-    def _job_restart(self, event: AnyEvent, ts: float | None) -> None:
+    def _job_running(self) -> None:
+        """A (new) run began: the job is in progress and a previous run's ending is gone."""
         self.status = Status.IN_PROGRESS
+        self.end_time = None
+        self.error_message = None
+
+    def _job_restart(self, event: AnyEvent, ts: float | None) -> None:
+        self._job_running()
         self.resume_count += 1
         if event.process_id is not None:
             self.process_ids.add(event.process_id)
@@ -382,6 +402,7 @@ class JobState:
     def _job_complete(self, event: AnyEvent, ts: float | None) -> None:
         self.status = Status.COMPLETED
         self.end_time = ts
+        self.error_message = None
         duration = event.duration if event.duration is not None else event.job_duration
         if duration is not None:
             self.duration = duration
@@ -422,7 +443,9 @@ class JobState:
     def _partition_sizes(self, part: PartitionState, event: AnyEvent) -> None:
         meta = nested(event.metadata)
         detail = nested(event.partition_meta)
-        samples = to_int(meta.get("sample_count", detail.get("sample_count")))
+        samples = event.sample_count
+        if samples is None:
+            samples = to_int(meta.get("sample_count", detail.get("sample_count")))
         if samples is not None:
             part.sample_count = samples
         size = to_int(meta.get("partition_size_bytes", detail.get("file_size_bytes")))
@@ -459,9 +482,14 @@ class JobState:
         if part is None:
             return
         part.status = Status.FAILED
-        part.end_time = ts
-        part.error_message = event.error_message or text(event.message)
-        part.error_type = _error_type(event)
+        if ts is not None:
+            part.end_time = ts
+        error = event.error_message or text(event.message)
+        if error is not None:
+            part.error_message = error
+        error_type = _error_type(event)
+        if error_type is not None:
+            part.error_type = error_type
 
     # -- op handlers ---------------------------------------------------------------
 
@@ -486,10 +514,10 @@ class JobState:
         return slot
 
     def _new_slot(self, partition_id: int, name: str) -> int:
-        if name not in self._op_names_seen:
-            self._op_names_seen.add(name)
-            if not self._placed(name):
-                self._unplaced += 1
+        """A slot for a new op run (the caller records it in the partition's ``ops``)."""
+        self._op_names_seen.add(name)
+        part = self.partitions[partition_id]
+        self._most_ops = max(self._most_ops, len(part.ops) + 1)
         return self.ops.add(partition_id, name)
 
     def _placed(self, name: str) -> bool:
@@ -519,15 +547,19 @@ class JobState:
             return
         ops = self.ops
         ops.status[slot] = Status.IN_PROGRESS
-        ops.start_time[slot] = NAN if ts is None else ts
-        if event.input_rows is not None:
-            ops.input_rows[slot] = event.input_rows
-        if not self._placed(ops.name[slot]):
-            metrics = op_metrics(event)
+        if ts is not None:
+            ops.start_time[slot] = ts
+        ops.attempts[slot] += 1
+        rows = event.input_rows
+        if rows is not None and self._placed(ops.name[slot]):
+            ops.input_rows[slot] = rows
+            return
+        metrics = op_metrics(event)
+        if rows is None:
             rows = to_int(metrics.input_rows)
-            if rows is not None and event.input_rows is None:
-                ops.input_rows[slot] = rows
-            self._op_position(event, slot, _FROM_OP_EVENT, metrics.dag_node_id)
+        if rows is not None:
+            ops.input_rows[slot] = rows
+        self._op_position(event, slot, _FROM_OP_EVENT, metrics.dag_node_id)
 
     def _op_end(self, event: AnyEvent, ts: float | None, status: Status) -> int | None:
         slot = self._op_slot(event, ts)
@@ -535,7 +567,8 @@ class JobState:
             return None
         ops = self.ops
         ops.status[slot] = status
-        ops.end_time[slot] = NAN if ts is None else ts
+        if ts is not None:
+            ops.end_time[slot] = ts
         complete = (
             event.duration is not None
             and event.input_rows is not None
@@ -575,7 +608,10 @@ class JobState:
             self.last_checkpoint_time = ts
         slot = self._op_slot(event, ts)
         if slot is not None:
-            self.ops.checkpoint_time[slot] = NAN if ts is None else ts
+            if ts is not None:
+                if not _is_set(self.ops.checkpoint_time[slot]):
+                    self._checkpointed += 1
+                self.ops.checkpoint_time[slot] = ts
             self._op_position(event, slot, _FROM_CHECKPOINT, None)
 
     def _checkpoint_load(self, event: AnyEvent, ts: float | None) -> None:
@@ -583,15 +619,13 @@ class JobState:
         part = self._partition(event, ts)
         if part is not None:
             part.resumed = True
-            part.loaded_checkpoint_idx = event.operation_idx
+            if event.operation_idx is not None:
+                part.loaded_checkpoint_idx = event.operation_idx
 
     def _dag_node(self, event: AnyEvent, ts: float | None) -> None:
-        if self.planned_ops or self._unplaced == 0:
-            return
-        meta = nested(event.metadata)
-        name = _str(meta.get("op_name"))
-        node_id = _str(meta.get("node_id"))
-        if name is None or node_id is None:
+        node = dag_node(event)
+        name, node_id = node.op_name, node.node_id
+        if not isinstance(name, str) or not isinstance(node_id, str):
             return
         known = self._positions.get(name)
         if known is not None and known[0] >= _FROM_DAG_NODE:
@@ -605,12 +639,6 @@ class JobState:
     def _set_position(self, name: str, idx: int, strength: int) -> None:
         current = self._positions.get(name)
         if current is None or strength >= current[0]:
-            if (
-                strength >= _FROM_DAG_NODE
-                and name in self._op_names_seen
-                and not self._placed(name)
-            ):
-                self._unplaced -= 1
             self._positions[name] = (strength, idx)
 
     def _name_at(self, idx: int) -> str | None:
@@ -643,16 +671,22 @@ class JobState:
 
     def merge(self, later: JobState) -> None:
         """Fold in ``later``, a state folded over the events that follow this one's."""
-        for name in ("job_id", "executor_type", "config_file", "work_dir", "checkpoint_strategy"):
+        for name in (
+            "job_id",
+            "executor_type",
+            "pipeline",
+            "config_file",
+            "work_dir",
+            "checkpoint_strategy",
+        ):
             if getattr(self, name) is None or (
                 name != "job_id" and getattr(later, name) is not None
             ):
                 setattr(self, name, getattr(later, name))
-        if later.status is not None:
+        if later.status is not None:  # every event that sets a status also sets these two
             self.status = later.status
-            if later.status in _TERMINAL:
-                self.end_time = later.end_time
-                self.error_message = later.error_message
+            self.end_time = later.end_time
+            self.error_message = later.error_message
         if later.duration is not None:
             self.duration = later.duration
         self.start_time = _min(self.start_time, later.start_time)
@@ -675,9 +709,11 @@ class JobState:
         for name, (strength, idx) in later._positions.items():
             self._set_position(name, idx, strength)
         self._op_names_seen |= later._op_names_seen
-        self._unplaced = sum(not self._placed(name) for name in self._op_names_seen)
         for pid, theirs in later.partitions.items():
             self._merge_partition(pid, theirs, later.ops)
+        times = self.ops.checkpoint_time
+        self._checkpointed = sum(1 for slot in range(len(self.ops)) if _is_set(times[slot]))
+        self._most_ops = max((len(part.ops) for part in self.partitions.values()), default=0)
 
     def _merge_partition(self, pid: int, theirs: PartitionState, their_ops: OpTable) -> None:
         mine = self.partitions.get(pid)
@@ -716,6 +752,7 @@ class JobState:
                 value = getattr(their_ops, column)[their_slot]
                 if value >= 0:
                     getattr(ops, column)[slot] = value
+            ops.attempts[slot] += their_ops.attempts[their_slot]
             if their_slot in their_ops.errors:
                 ops.errors[slot] = their_ops.errors[their_slot]
 
@@ -734,18 +771,39 @@ class JobState:
         """The job's real op count: the plan's, else the most ops seen on one partition."""
         if self.planned_ops:
             return len(self.planned_ops)
-        return max((len(part.ops) for part in self.partitions.values()), default=0)
+        return self._most_ops
+
+    def needs_plan(self) -> bool:
+        """Whether a pipeline plan would tell more than the log: an op with no known
+        position, or a job still running (its ops may not all have been seen yet)."""
+        if self.planned_ops:
+            return False
+        if any(
+            self._positions.get(name, (-1, 0))[0] < _FROM_CHECKPOINT for name in self._op_names_seen
+        ):
+            return True
+        return self.job_status() not in _TERMINAL
 
     @property
     def total_partitions(self) -> int:
         return max(len(self.partitions), self.planned_partitions or 0)
 
     def op_status(self, slot: int) -> Status:
-        """An op run's status; one that was only checkpointed counts as completed."""
+        """An op run's status.
+
+        One that was only checkpointed counts as completed; one still running when
+        its partition failed failed with it (Data-Juicer writes no ``op_failed``).
+        """
         code = self.ops.status[slot]
         if code == Status.NOT_STARTED and _is_set(self.ops.checkpoint_time[slot]):
             return Status.COMPLETED
+        if code == Status.IN_PROGRESS and self._partition_failed_at(slot):
+            return Status.FAILED
         return _BY_CODE[code]
+
+    def _partition_failed_at(self, slot: int) -> bool:
+        part = self.partitions.get(self.ops.partition[slot])
+        return part is not None and part.status == Status.FAILED
 
     def partition_status(self, part: PartitionState) -> Status:
         """A partition's status: its own events, else what its ops say."""
@@ -768,35 +826,39 @@ class JobState:
         return counts
 
     def op_counts(self) -> dict[Status, int]:
-        """Op runs by status (an op that was only checkpointed counts as completed)."""
-        counts = {status: self.ops.count(status) for status in Status}
-        implied = (
-            sum(
+        """Op runs by :meth:`op_status`, counted column-wise where the code says it all."""
+        ops = self.ops
+        counts = {status: ops.count(status) for status in Status}
+        if counts[Status.NOT_STARTED]:  # only checkpointed: completed
+            implied = sum(
                 1
-                for slot in range(len(self.ops))
-                if self.ops.status[slot] == Status.NOT_STARTED
-                and _is_set(self.ops.checkpoint_time[slot])
+                for slot in range(len(ops))
+                if ops.status[slot] == Status.NOT_STARTED and _is_set(ops.checkpoint_time[slot])
             )
-            if counts[Status.NOT_STARTED]
-            else 0
-        )
-        counts[Status.NOT_STARTED] -= implied
-        counts[Status.COMPLETED] += implied
+            counts[Status.NOT_STARTED] -= implied
+            counts[Status.COMPLETED] += implied
+        for part in self.partitions.values():  # still running when the partition failed
+            if part.status == Status.FAILED:
+                for slot in part.ops.values():
+                    if ops.status[slot] == Status.IN_PROGRESS:
+                        counts[Status.IN_PROGRESS] -= 1
+                        counts[Status.FAILED] += 1
         return counts
 
     def checkpointed_op_count(self) -> int:
-        times = self.ops.checkpoint_time
-        return sum(1 for slot in range(len(self.ops)) if times[slot] == times[slot])
+        """Op runs with at least one saved checkpoint."""
+        return self._checkpointed
 
-    def job_status(self) -> Status:
+    def job_status(self, partition_counts: dict[Status, int] | None = None) -> Status:
         """The job's status: its own terminal event, else what its partitions say.
 
         A job whose every partition ended, some failed, is failed (Data-Juicer
         writes no terminal event then); a log that just stops is in progress.
+        Pass ``partition_counts`` when they are already known, to skip counting.
         """
         if self.status in _TERMINAL:
             return self.status  # type: ignore[return-value]
-        counts = self.partition_counts()
+        counts = self.partition_counts() if partition_counts is None else partition_counts
         total = sum(counts.values())
         ended = counts[Status.COMPLETED] + counts[Status.FAILED]
         if total and ended == total and counts[Status.FAILED]:
@@ -826,10 +888,16 @@ class JobState:
         ended = status >= Status.COMPLETED
         start = ops.start_time[slot]
         start = start if start == start else None
-        end = duration = None
+        end = duration = error = None
+        if status == Status.FAILED:
+            error = ops.errors.get(slot)
         if ended:
             end = ops.end_time[slot]
             end = end if end == end else None
+            if ops.status[slot] == Status.IN_PROGRESS:  # failed with its partition
+                part = self.partitions[ops.partition[slot]]
+                end = part.end_time if end is None else end
+                error = error or part.error_message
             duration = ops.duration[slot]
             duration = duration if duration == duration else None
             if duration is None and end is not None and start is not None and end >= start:
@@ -848,7 +916,7 @@ class JobState:
             rows_in if rows_in >= 0 else None,
             rows_out if ended and rows_out >= 0 else None,
             checkpoint if checkpoint == checkpoint else None,
-            ops.errors.get(slot) if status == Status.FAILED else None,
+            error,
         )
 
 
@@ -873,14 +941,17 @@ def _nested(data: dict[str, Any], *keys: str) -> Any:
 
 
 def _error_type(event: AnyEvent) -> str | None:
-    """The exception class an error names: ``ValueError`` in ``RayTaskError(ValueError): x``."""
     if event.error_type and event.error_type != "str":
         return event.error_type
     meta_type = _str(nested(event.metadata).get("error_type"))
     if meta_type and meta_type != "str":
         return meta_type
-    text = event.error_message or ""
-    match = re.match(r"^\s*(?:\w+\((\w+)\)|(\w+(?:Error|Exception|Interrupt)))", text)
+    return error_type_of(event.error_message)
+
+
+def error_type_of(message: str | None) -> str | None:
+    """The exception class an error names: ``ValueError`` in ``RayTaskError(ValueError): x``."""
+    match = re.match(r"^\s*(?:\w+\((\w+)\)|(\w+(?:Error|Exception|Interrupt)))", message or "")
     if match:
         return match.group(1) or match.group(2)
     return None

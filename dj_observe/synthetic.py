@@ -467,13 +467,14 @@ def write_job(root: str | Path, spec: JobSpec | None = None) -> Path:
     job_dir.mkdir(parents=True, exist_ok=True)
     (job_dir / "checkpoints").mkdir(exist_ok=True)
     (job_dir / "logs").mkdir(exist_ok=True)
-    handles: dict[int, Any] = {}
+    handles: dict[str, Any] = {}
     last = ""
     try:
         for run, line in events_for(spec):
-            if run not in handles:
-                handles[run] = (job_dir / _log_name(spec, run)).open("w", encoding="utf-8")
-            handles[run].write(line)
+            name = _log_name(spec, run)
+            if name not in handles:
+                handles[name] = (job_dir / name).open("w", encoding="utf-8")
+            handles[name].write(line)
             last = line
     finally:
         for handle in handles.values():

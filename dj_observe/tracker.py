@@ -31,6 +31,10 @@ PARTITIONING_INFO = Path("checkpoints") / "partitioning_info.json"
 
 _GENERIC = msgspec.json.Decoder()
 
+PLAN_ALWAYS_READ_BYTES = 8 << 20
+"""A DAG plan up to this size (8 MiB) is always read; a larger one (Data-Juicer writes a
+node per partition and op) only when the log leaves op positions or the op count open."""
+
 PARALLEL_MIN_BYTES = 64 << 20
 """Logs at least this large (64 MiB) are folded on two processes on first read."""
 
@@ -124,7 +128,12 @@ class JobTracker:
         return self.reader.files
 
     def refresh(self) -> JobState:
-        """Read side files and fold every event appended since the last refresh."""
+        """Read side files and fold every event appended since the last refresh.
+
+        A large DAG plan is read only when the log leaves something open that the
+        plan answers: an op whose position no event fixed, or a job that has not
+        ended (ops not yet seen on any partition count towards its progress).
+        """
         self._load_side_files()
         first = not self.reader.offsets
         with _gc_paused():
@@ -134,14 +143,24 @@ class JobTracker:
                 self.state.apply_all(events)
         if not self.reader.offsets:
             raise JobDirectoryError(f"no event log (events.jsonl) in {self.job_dir}")
+        if self.plan is not None or self.state.needs_plan() or self._plan_is_small():
+            self._load_plan()
         return self.state
 
-    def _load_side_files(self) -> None:
-        self.summary = SideFile.load(self.job_dir / JOB_SUMMARY, self.summary)
+    def _plan_is_small(self) -> bool:
+        try:
+            return (self.job_dir / DAG_PLAN).stat().st_size <= PLAN_ALWAYS_READ_BYTES
+        except OSError:
+            return False
+
+    def _load_plan(self) -> None:
         plan = SideFile.load(self.job_dir / DAG_PLAN, self.plan, _PLAN_DECODER)
         if plan is not self.plan and plan.data and plan.data["operations"]:
             self.state.set_plan(plan.data["operations"])
         self.plan = plan
+
+    def _load_side_files(self) -> None:
+        self.summary = SideFile.load(self.job_dir / JOB_SUMMARY, self.summary)
         partitioning = SideFile.load(self.job_dir / PARTITIONING_INFO, self.partitioning)
         if partitioning is not self.partitioning and partitioning.data:
             _note_partitioning(self.state, partitioning.data)

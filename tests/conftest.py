@@ -6,10 +6,17 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from dj_observe.synthetic import JobSpec, write_job
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# In CI, property tests draw the same examples on every run (a red build is reproducible);
+# locally they explore new ones each time.
+settings.register_profile("ci", derandomize=True)
+if IN_CI:
+    settings.load_profile("ci")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -29,3 +36,11 @@ def make_job(tmp_path: Path):
         return write_job(tmp_path / "outputs", JobSpec(**spec))
 
     return make
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path) -> Path:
+    """An empty job directory for hand-written event logs."""
+    path = tmp_path / "job"
+    path.mkdir()
+    return path

@@ -1,0 +1,106 @@
+"""Getting metrics out: an HTTP /metrics endpoint and a Pushgateway pusher.
+
+Both run on their own threads; neither ever blocks or raises into the job.  A
+push that fails (Pushgateway down or hanging) is counted and logged by
+:class:`~dj_observe.dispatch.HookStats`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import CollectorRegistry, push_to_gateway, start_http_server
+
+from dj_observe.dispatch import Change, HookStats, JobFeed
+
+__all__ = ["MetricsEndpoint", "PushgatewaySink"]
+
+PUSH_TIMEOUT = 5.0
+"""Seconds one push may take before it is abandoned."""
+
+
+class MetricsEndpoint:
+    """Serves a registry at ``http://host:port/metrics`` (port 0 picks a free one)."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        self.server, self.thread = start_http_server(port, addr=host, registry=registry)
+        self.host = host
+
+    @property
+    def port(self) -> int:
+        return self.server.server_port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class PushgatewaySink:
+    """Pushes the registry every ``interval`` seconds and as soon as a job ends."""
+
+    name = "pushgateway"
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        url: str,
+        *,
+        interval: float,
+        stats: HookStats,
+        grouping_key: dict[str, str] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.url = url
+        self.interval = interval
+        self.stats = stats
+        self.grouping_key = dict(grouping_key or {})
+        self.pushes = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dj-observe-push", daemon=True)
+        self._thread.start()
+
+    def on_change(self, change: Change, feed: JobFeed) -> None:
+        self.grouping_key.setdefault("job_id", change.job_id)
+        if change.job_ended:
+            self._wake.set()
+
+    def push(self) -> bool:
+        """Push now, on the calling thread; ``False`` (counted) when it fails."""
+        try:
+            push_to_gateway(
+                self.url,
+                job="dj_observe",
+                registry=self.registry,
+                grouping_key=self.grouping_key,
+                timeout=PUSH_TIMEOUT,
+            )
+        except Exception as exc:
+            self.stats.sink_failed(self.name, exc)
+            return False
+        self.pushes += 1
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            if self.grouping_key:
+                self.push()
+
+    def flush(self, timeout: float | None = None) -> None:
+        if self.grouping_key:
+            self.push()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(PUSH_TIMEOUT + 1)
+        if self.grouping_key:
+            self.push()

@@ -1,0 +1,367 @@
+"""``ObservabilityHook``: the one object an executor calls for every event.
+
+Each event is completed (timestamp, ids, process and thread), scrubbed of
+secrets, written as one line to ``events.jsonl`` and folded; the change it made
+goes to every sink (metrics, traces, extra ones).  Sinks are isolated: a sink
+that fails is counted in ``dj_observe_sink_errors_total`` and logged once a
+minute at most, and the job goes on.  Thread-safe; a context manager.
+
+    with ObservabilityHook(work_dir="outputs/job1", job_id="job1") as hook:
+        hook.job_start(total_partitions=4)
+        hook.op_complete(0, "clean_links_mapper", 0, duration=0.2, input_rows=100,
+                         output_rows=97)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+from prometheus_client import CollectorRegistry
+
+from dj_observe.config import ObservabilityConfig
+from dj_observe.dispatch import Dispatcher, HookStats, JobFeed, Sink
+from dj_observe.events import Event, EventType, event_from_dict
+from dj_observe.exposition import MetricsEndpoint, PushgatewaySink
+from dj_observe.redact import Redactor
+from dj_observe.sinks.eventlog import EventLogSink
+from dj_observe.sinks.metrics import MetricsSink
+
+__all__ = ["ObservabilityHook"]
+
+_ORDER = (
+    "event_type",
+    "timestamp",
+    "message",
+    "event_id",
+    "job_id",
+    "partition_id",
+    "operation_name",
+    "operation_idx",
+    "status",
+    "duration",
+    "error_message",
+    "stack_trace",
+    "retry_count",
+    "checkpoint_path",
+    "op_args",
+    "input_rows",
+    "output_rows",
+    "output_path",
+    "partition_meta",
+    "config",
+    "metadata",
+)
+_ENCODER = msgspec.json.Encoder(enc_hook=str)
+
+
+class ObservabilityHook:
+    """Fans every event out to the event log, Prometheus metrics and OpenTelemetry spans."""
+
+    def __init__(
+        self,
+        config: ObservabilityConfig | Mapping[str, Any] | None = None,
+        *,
+        work_dir: str | os.PathLike[str] | None = None,
+        job_id: str | None = None,
+        pipeline: str | None = None,
+        registry: CollectorRegistry | None = None,
+        sinks: Iterable[Sink] = (),
+    ) -> None:
+        if not isinstance(config, ObservabilityConfig):
+            config = ObservabilityConfig.from_dict(
+                config,
+                work_dir=None if work_dir is None else str(work_dir),
+                job_id=job_id,
+                pipeline=pipeline,
+            )
+        self.config = config
+        self.job_id = config.job_id
+        self.stats = HookStats()
+        self.redact = Redactor(config.redact_keys)
+        self.endpoint: MetricsEndpoint | None = None
+        self.metrics: MetricsSink | None = None
+        self.pusher: PushgatewaySink | None = None
+        self.event_log: EventLogSink | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        built: list[Sink] = []
+        if config.event_log and config.log_path is not None:
+            self.event_log = EventLogSink(config.log_path)
+            built.append(self.event_log)
+        if config.metrics.enabled:
+            self.metrics = MetricsSink(registry, pipeline=config.pipeline, stats=self.stats)
+            built.append(self.metrics)
+            self._expose(config)
+            if self.pusher is not None:
+                built.append(self.pusher)
+        if config.tracing.enabled:
+            traces = self._trace_sink(config)
+            if traces is not None:
+                built.append(traces)
+        built.extend(sinks)
+        self.dispatcher = Dispatcher(built, self.stats)
+
+    # -- set-up --------------------------------------------------------------------
+
+    def _expose(self, config: ObservabilityConfig) -> None:
+        assert self.metrics is not None
+        if config.metrics.port is not None:
+            try:
+                self.endpoint = MetricsEndpoint(
+                    self.metrics.registry, config.metrics.host, config.metrics.port
+                )
+            except OSError as exc:  # port in use, address not available
+                self.stats.sink_failed("metrics_endpoint", exc)
+        if config.metrics.pushgateway:
+            grouping = {"job_id": self.job_id} if self.job_id else None
+            self.pusher = PushgatewaySink(
+                self.metrics.registry,
+                config.metrics.pushgateway,
+                interval=config.metrics.push_interval,
+                stats=self.stats,
+                grouping_key=grouping,
+            )
+
+    def _trace_sink(self, config: ObservabilityConfig) -> Sink | None:
+        from dj_observe.sinks.traces import TraceSink, trace_exporters
+
+        exporters = trace_exporters(config, self.stats)
+        if not exporters:
+            return None
+        return TraceSink(
+            exporters,
+            service_name=config.tracing.service_name,
+            pipeline=config.pipeline,
+            stats=self.stats,
+            export_timeout_seconds=config.tracing.export_timeout,
+        )
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where /metrics is served, if it is."""
+        return self.endpoint.url if self.endpoint is not None else None
+
+    def feed(self, job_id: str | None = None) -> JobFeed:
+        """The fold of a job this hook has seen (the hook's own job by default)."""
+        return self.dispatcher.feed(job_id or self.job_id or "")
+
+    # -- emitting ------------------------------------------------------------------
+
+    def emit(
+        self, event: str | EventType | Event | Mapping[str, Any], **fields: Any
+    ) -> Event | None:
+        """Record one event: ``emit("op_start", partition_id=0, ...)`` or ``emit(Event(...))``.
+
+        Returns the normalised event, or ``None`` if it had no event type (counted
+        as dropped).  Never raises because of a sink.
+        """
+        if isinstance(event, Event):
+            data = msgspec.structs.asdict(event)
+            data.update(data.pop("extra", None) or {})
+            data.update(fields)
+        elif isinstance(event, Mapping):
+            data = {**event, **fields}
+        else:
+            data = {"event_type": str(event), **fields}
+        record = self._complete(data)
+        normalised = event_from_dict(record)
+        if normalised is None:
+            with self._lock:
+                self.stats.events_dropped += 1
+            return None
+        line = _ENCODER.encode(record) + b"\n"
+        job = normalised.job_id or self.job_id or ""
+        self.dispatcher.dispatch(normalised, job, line)
+        if self.pusher is not None and job and "job_id" not in self.pusher.grouping_key:
+            self.pusher.grouping_key["job_id"] = job
+        return normalised
+
+    def _complete(self, data: dict[str, Any]) -> dict[str, Any]:
+        kind = data.get("event_type")
+        kind = kind.value if isinstance(kind, EventType) else kind
+        now = time.time()
+        data["event_type"] = kind
+        data.setdefault("timestamp", now)
+        if data.get("job_id") is None and self.job_id:
+            data["job_id"] = self.job_id
+        data.setdefault("event_id", f"{kind}_{int(now)}_{uuid.uuid4().hex[:8]}")
+        data.setdefault("process_id", os.getpid())
+        data.setdefault("thread_id", threading.get_ident())
+        data = {key: value for key, value in data.items() if value is not None}
+        ordered = {key: data.pop(key) for key in _ORDER if key in data}
+        ordered.update(data)
+        return self.redact(ordered)
+
+    # -- helpers mirroring Data-Juicer's event methods -----------------------------
+
+    def job_start(self, *, message: str = "Job started", **fields: Any) -> Event | None:
+        return self.emit(EventType.JOB_START, message=message, **fields)
+
+    def job_complete(self, *, duration: float | None = None, **fields: Any) -> Event | None:
+        message = "Job completed successfully" + (f" in {duration:.2f}s" if duration else "")
+        fields.setdefault("message", message)
+        return self.emit(EventType.JOB_COMPLETE, status="completed", duration=duration, **fields)
+
+    def job_failed(self, error_message: str, **fields: Any) -> Event | None:
+        fields.setdefault("message", f"Job failed: {error_message}")
+        return self.emit(
+            EventType.JOB_FAILED, status="failed", error_message=error_message, **fields
+        )
+
+    def partition_start(self, partition_id: int, **fields: Any) -> Event | None:
+        fields.setdefault("message", f"Partition {partition_id} started processing")
+        return self.emit(EventType.PARTITION_START, partition_id=partition_id, **fields)
+
+    def partition_complete(self, partition_id: int, **fields: Any) -> Event | None:
+        fields.setdefault("message", f"Partition {partition_id} completed successfully")
+        return self.emit(EventType.PARTITION_COMPLETE, partition_id=partition_id, **fields)
+
+    def partition_failed(
+        self, partition_id: int, error_message: str, **fields: Any
+    ) -> Event | None:
+        fields.setdefault("message", f"Partition {partition_id} failed: {error_message}")
+        return self.emit(
+            EventType.PARTITION_FAILED,
+            partition_id=partition_id,
+            status="failed",
+            error_message=error_message,
+            **fields,
+        )
+
+    def op_start(
+        self, partition_id: int, operation_name: str, operation_idx: int, **fields: Any
+    ) -> Event | None:
+        fields.setdefault(
+            "message",
+            f"Operation {operation_name} (idx {operation_idx}) started on partition {partition_id}",
+        )
+        return self.emit(
+            EventType.OP_START,
+            partition_id=partition_id,
+            operation_name=operation_name,
+            operation_idx=operation_idx,
+            **fields,
+        )
+
+    def op_complete(
+        self,
+        partition_id: int,
+        operation_name: str,
+        operation_idx: int,
+        *,
+        duration: float | None = None,
+        input_rows: int | None = None,
+        output_rows: int | None = None,
+        **fields: Any,
+    ) -> Event | None:
+        fields.setdefault(
+            "message",
+            f"Operation {operation_name} (idx {operation_idx}) "
+            f"completed on partition {partition_id}",
+        )
+        return self.emit(
+            EventType.OP_COMPLETE,
+            partition_id=partition_id,
+            operation_name=operation_name,
+            operation_idx=operation_idx,
+            status="success",
+            duration=duration,
+            input_rows=input_rows,
+            output_rows=output_rows,
+            **fields,
+        )
+
+    def op_failed(
+        self,
+        partition_id: int,
+        operation_name: str,
+        operation_idx: int,
+        error_message: str,
+        **fields: Any,
+    ) -> Event | None:
+        fields.setdefault(
+            "message",
+            f"Operation {operation_name} (idx {operation_idx}) "
+            f"failed on partition {partition_id}: {error_message}",
+        )
+        return self.emit(
+            EventType.OP_FAILED,
+            partition_id=partition_id,
+            operation_name=operation_name,
+            operation_idx=operation_idx,
+            status="failed",
+            error_message=error_message,
+            **fields,
+        )
+
+    def checkpoint_save(
+        self,
+        partition_id: int,
+        operation_name: str,
+        operation_idx: int,
+        checkpoint_path: str,
+        **fields: Any,
+    ) -> Event | None:
+        fields.setdefault(
+            "message",
+            f"Checkpoint saved for operation {operation_name} "
+            f"(idx {operation_idx}) on partition {partition_id}",
+        )
+        return self.emit(
+            EventType.CHECKPOINT_SAVE,
+            partition_id=partition_id,
+            operation_name=operation_name,
+            operation_idx=operation_idx,
+            checkpoint_path=checkpoint_path,
+            **fields,
+        )
+
+    def checkpoint_load(
+        self,
+        partition_id: int,
+        operation_name: str,
+        operation_idx: int,
+        checkpoint_path: str,
+        **fields: Any,
+    ) -> Event | None:
+        fields.setdefault(
+            "message",
+            f"Checkpoint loaded for operation {operation_name} "
+            f"(idx {operation_idx}) on partition {partition_id}",
+        )
+        return self.emit(
+            EventType.CHECKPOINT_LOAD,
+            partition_id=partition_id,
+            operation_name=operation_name,
+            operation_idx=operation_idx,
+            checkpoint_path=checkpoint_path,
+            **fields,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Push out everything buffered (spans, the Pushgateway), waiting up to ``timeout``."""
+        self.dispatcher.flush(timeout)
+
+    def close(self) -> None:
+        """Flush and release everything: the log, exporters, the endpoint. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.dispatcher.close()
+        if self.endpoint is not None:
+            self.endpoint.close()
+
+    def __enter__(self) -> ObservabilityHook:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

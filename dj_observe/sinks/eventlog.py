@@ -1,0 +1,125 @@
+"""The event-log sink: appends each live event to ``events.jsonl`` as one whole line.
+
+Each line is one ``write(2)`` on a descriptor opened with ``O_APPEND``, so
+threads and processes appending to the same log never interleave or tear lines;
+job-level events are also ``fsync``-ed.  On open, a torn last line left by a
+crash is moved aside to ``events.jsonl.torn`` (with its offset) and cut from the
+log, so the next event does not get glued to it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from pathlib import Path
+
+from dj_observe.dispatch import Change, JobFeed
+from dj_observe.events import EventType
+
+__all__ = ["EventLogSink", "repair_torn_tail"]
+
+REOPEN_INTERVAL = 5.0
+"""After the log could not be opened, try again at most this often (seconds)."""
+
+_DURABLE = frozenset(
+    {
+        EventType.JOB_START.value,
+        EventType.JOB_COMPLETE.value,
+        EventType.JOB_FAILED.value,
+        EventType.JOB_RESTART.value,
+    }
+)
+_PROBE = 1 << 16
+
+
+def repair_torn_tail(path: Path) -> int:
+    """Move a torn last line aside; returns how many bytes were moved (0 if none).
+
+    Holds an exclusive ``flock`` while it looks, so two processes opening the
+    same log do not both repair it.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return 0
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return 0
+        keep = _last_newline_end(fd, size)
+        fragment = os.pread(fd, size - keep, keep)
+        aside = path.with_name(path.name + ".torn")
+        with open(aside, "ab") as handle:
+            handle.write(f"# {time.time():.6f} offset {keep} of {path.name}\n".encode())
+            handle.write(fragment + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.ftruncate(fd, keep)
+        os.fsync(fd)
+        return len(fragment)
+    finally:
+        os.close(fd)
+
+
+def _last_newline_end(fd: int, size: int) -> int:
+    position = size
+    while position > 0:
+        step = min(_PROBE, position)
+        position -= step
+        found = os.pread(fd, step, position).rfind(b"\n")
+        if found >= 0:
+            return position + found + 1
+    return 0
+
+
+class EventLogSink:
+    """Appends live events' lines to the job's event log."""
+
+    name = "event_log"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.fd: int | None = None
+        self.repaired_bytes = 0
+        self._next_open = 0.0
+        self._error: OSError | None = None
+        self._open()
+
+    def _open(self) -> None:
+        self._next_open = time.monotonic() + REOPEN_INTERVAL
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.repaired_bytes += repair_torn_tail(self.path)
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._error = None
+        except OSError as exc:
+            self._error = exc
+
+    def on_change(self, change: Change, feed: JobFeed) -> None:
+        line = change.line
+        if line is None:
+            return
+        if self.fd is None:
+            if time.monotonic() >= self._next_open:
+                self._open()
+            if self.fd is None:
+                raise self._error or OSError(f"cannot open {self.path}")
+        written = os.write(self.fd, line)
+        while written < len(line):  # only on a nearly full disk; still one append per call
+            written += os.write(self.fd, line[written:])
+        if change.event.event_type in _DURABLE:
+            os.fsync(self.fd)
+
+    def flush(self, timeout: float | None = None) -> None:
+        if self.fd is not None:
+            os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)

@@ -1,0 +1,390 @@
+"""The trace sink: OpenTelemetry spans job -> partition -> op, timed by the events.
+
+A span is built when its end event arrives, with the start time the fold
+recorded, and handed straight to a ``BatchSpanProcessor`` (export never runs on
+the caller's thread).  Trace and span ids are derived from the job id, partition,
+op position and attempt (:mod:`dj_observe.ids`), so replaying a log yields the
+very spans the live run emitted.  A resumed run's job span links to the
+previous run's.  Checkpoint saves and loads are events on the partition span.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event as SpanEvent
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.status import Status as SpanStatus
+from opentelemetry.trace.status import StatusCode
+
+from dj_observe import __version__
+from dj_observe.config import ObservabilityConfig
+from dj_observe.dispatch import Change, HookStats, JobFeed
+from dj_observe.events import EventType, text
+from dj_observe.ids import job_span_id, op_run_span_id, partition_span_id, trace_id
+from dj_observe.state import JobState, PartitionState, Status
+
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "CountingExporter",
+    "OtlpJsonFileExporter",
+    "TraceSink",
+    "console_exporter",
+    "trace_exporters",
+]
+
+MAX_MESSAGE_CHARS = 4096
+"""Error messages on spans are cut to this many characters."""
+
+_SCOPE = InstrumentationScope("dj_observe", __version__)
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_CHECKPOINTS = frozenset({EventType.CHECKPOINT_SAVE.value, EventType.CHECKPOINT_LOAD.value})
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * 1e9)
+
+
+def _context(trace: int, span: int) -> SpanContext:
+    return SpanContext(trace, span, is_remote=False, trace_flags=_SAMPLED)
+
+
+class CountingExporter(SpanExporter):
+    """Wraps an exporter: a failure is counted in :class:`HookStats`, never raised."""
+
+    def __init__(self, exporter: SpanExporter, stats: HookStats, name: str = "traces") -> None:
+        self.exporter = exporter
+        self.stats = stats
+        self.name = name
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self.exporter.export(spans)
+        except Exception as exc:
+            self.stats.sink_failed(self.name, exc)
+            return SpanExportResult.FAILURE
+        if result != SpanExportResult.SUCCESS:
+            self.stats.sink_failed(self.name, RuntimeError(f"{self.exporter!r} returned {result}"))
+        return result
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+class OtlpJsonFileExporter(SpanExporter):
+    """Appends spans as OTLP/JSON (one ``ExportTraceServiceRequest`` per line) to a file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        document = MessageToDict(encode_spans(spans))
+        for resource_spans in document.get("resourceSpans", []):
+            for scope_spans in resource_spans.get("scopeSpans", []):
+                for span in scope_spans.get("spans", []):
+                    _hex_ids(span)
+                    for link in span.get("links", []):
+                        _hex_ids(link)
+        line = json.dumps(document, separators=(",", ":")) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Each export closes the file."""
+
+
+def _hex_ids(item: dict) -> None:
+    """OTLP/JSON writes ids as hex, where protobuf's JSON mapping writes base64."""
+    for key in ("traceId", "spanId", "parentSpanId"):
+        if item.get(key):
+            item[key] = base64.b64decode(item[key]).hex()
+
+
+class TraceSink:
+    """Builds spans from changes and hands them to a batch processor per exporter."""
+
+    name = "traces"
+
+    def __init__(
+        self,
+        exporters: Sequence[SpanExporter],
+        *,
+        service_name: str = "dj-observe",
+        pipeline: str | None = None,
+        stats: HookStats | None = None,
+        export_timeout_seconds: float = 10.0,
+    ) -> None:
+        self.stats = stats or HookStats()
+        self.pipeline = pipeline
+        self.resource = Resource.create({"service.name": service_name})
+        self.processors = [
+            BatchSpanProcessor(
+                CountingExporter(exporter, self.stats, f"traces:{type(exporter).__name__}"),
+                export_timeout_millis=export_timeout_seconds * 1000,
+            )
+            for exporter in exporters
+        ]
+        self._checkpoints: dict[tuple[str, int], list[SpanEvent]] = {}
+        self._run_start: dict[str, float] = {}
+
+    # -- the sink ------------------------------------------------------------------
+
+    def on_change(self, change: Change, feed: JobFeed) -> None:
+        state, event, job = feed.state, change.event, change.job_id
+        kind = event.event_type
+        if kind in (EventType.JOB_START, EventType.JOB_RESTART) and event.timestamp is not None:
+            self._run_start.setdefault(f"{job}\x1f{state.resume_count}", event.timestamp)
+        part = change.partition
+        if part is not None and kind in _CHECKPOINTS:
+            self._checkpoint_event(job, part, change)
+        if change.op_ended:
+            self._emit_op(job, state, change.op_slot, event.timestamp)  # type: ignore[arg-type]
+        if change.partition_ended:
+            self._emit_partition(job, state, part, event.timestamp, change)  # type: ignore[arg-type]
+        if change.job_ended:
+            self._emit_job(job, state, event.timestamp, change)
+
+    def _checkpoint_event(self, job: str, part: PartitionState, change: Change) -> None:
+        event = change.event
+        if event.timestamp is None:
+            return
+        attributes = {
+            "dj.op.name": event.operation_name or "",
+            "dj.op.index": -1 if event.operation_idx is None else event.operation_idx,
+        }
+        events = self._checkpoints.setdefault((job, part.partition_id), [])
+        if len(events) < 1000:
+            events.append(SpanEvent(event.event_type, attributes, _ns(event.timestamp)))
+
+    def _base_attributes(self, job: str, state: JobState) -> dict[str, object]:
+        return {"dj.job.id": job, "dj.pipeline": self.pipeline or state.pipeline or ""}
+
+    def _emit_op(self, job: str, state: JobState, slot: int, ts: float | None) -> None:
+        run = state.op_run(slot)
+        end = run.end_time if run.end_time is not None else ts
+        if end is None:
+            return
+        start = run.start_time if run.start_time is not None else end
+        part = state.partitions[run.partition_id]
+        attributes = self._base_attributes(job, state)
+        attributes.update(
+            {
+                "dj.partition.id": run.partition_id,
+                "dj.op.name": run.operation_name,
+                "dj.op.index": -1 if run.operation_idx is None else run.operation_idx,
+                "dj.attempt": int(state.ops.attempts[slot]),
+                "cicd.pipeline.result": "success" if run.status == Status.COMPLETED else "failure",
+            }
+        )
+        if run.input_rows is not None:
+            attributes["dj.rows.in"] = run.input_rows
+        if run.output_rows is not None:
+            attributes["dj.rows.out"] = run.output_rows
+        parent = partition_span_id(job, run.partition_id, part.attempts)
+        self._submit(
+            name=run.operation_name,
+            trace=trace_id(job),
+            span=op_run_span_id(job, state, slot),
+            parent=parent,
+            start=start,
+            end=end,
+            attributes=attributes,
+            error=run.error_message if run.status == Status.FAILED else None,
+        )
+
+    def _emit_partition(
+        self, job: str, state: JobState, part: PartitionState, ts: float | None, change: Change
+    ) -> None:
+        end = part.end_time if part.end_time is not None else ts
+        if end is None:
+            return
+        failed = change.partition_after == Status.FAILED
+        if failed:  # Data-Juicer writes no op_failed: end the op that was running, in error
+            for slot in part.ops.values():
+                if state.op_status(slot) == Status.IN_PROGRESS:
+                    self._emit_running_op_failed(job, state, slot, end, part)
+        start = part.start_time if part.start_time is not None else end
+        attributes = self._base_attributes(job, state)
+        attributes.update(
+            {
+                "dj.partition.id": part.partition_id,
+                "dj.attempt": part.attempts,
+                "cicd.pipeline.result": "failure" if failed else "success",
+            }
+        )
+        if part.sample_count is not None:
+            attributes["dj.partition.samples"] = part.sample_count
+        self._submit(
+            name=f"partition {part.partition_id}",
+            trace=trace_id(job),
+            span=partition_span_id(job, part.partition_id, part.attempts),
+            parent=job_span_id(job, state.resume_count),
+            start=start,
+            end=end,
+            attributes=attributes,
+            error=(part.error_message or "partition failed") if failed else None,
+            events=self._checkpoints.pop((job, part.partition_id), []),
+        )
+
+    def _emit_running_op_failed(
+        self, job: str, state: JobState, slot: int, end: float, part: PartitionState
+    ) -> None:
+        run = state.op_run(slot)
+        attributes = self._base_attributes(job, state)
+        attributes.update(
+            {
+                "dj.partition.id": run.partition_id,
+                "dj.op.name": run.operation_name,
+                "dj.op.index": -1 if run.operation_idx is None else run.operation_idx,
+                "dj.attempt": int(state.ops.attempts[slot]),
+                "cicd.pipeline.result": "failure",
+            }
+        )
+        self._submit(
+            name=run.operation_name,
+            trace=trace_id(job),
+            span=op_run_span_id(job, state, slot),
+            parent=partition_span_id(job, run.partition_id, part.attempts),
+            start=run.start_time if run.start_time is not None else end,
+            end=end,
+            attributes=attributes,
+            error=part.error_message or "partition failed while the op ran",
+        )
+
+    def _emit_job(self, job: str, state: JobState, ts: float | None, change: Change) -> None:
+        end = state.end_time if state.end_time is not None else ts
+        if end is None:
+            return
+        attempt = state.resume_count
+        start = self._run_start.pop(f"{job}\x1f{attempt}", None)
+        if start is None:
+            start = state.start_time if state.start_time is not None else end
+        failed = change.job_after == Status.FAILED
+        attributes = self._base_attributes(job, state)
+        attributes.update(
+            {
+                "dj.attempt": attempt,
+                "cicd.pipeline.result": "failure" if failed else "success",
+            }
+        )
+        if state.executor_type:
+            attributes["dj.executor"] = state.executor_type
+        links = []
+        if attempt > 0:
+            previous = _context(trace_id(job), job_span_id(job, attempt - 1))
+            links.append(Link(previous, {"dj.link": "previous_attempt"}))
+        self._submit(
+            name=f"job {job}",
+            trace=trace_id(job),
+            span=job_span_id(job, attempt),
+            parent=None,
+            start=start,
+            end=end,
+            attributes=attributes,
+            error=(state.error_message or "job failed") if failed else None,
+            links=links,
+        )
+
+    def _submit(
+        self,
+        *,
+        name: str,
+        trace: int,
+        span: int,
+        parent: int | None,
+        start: float,
+        end: float,
+        attributes: dict[str, object],
+        error: str | None,
+        events: list[SpanEvent] | None = None,
+        links: list[Link] | None = None,
+    ) -> None:
+        span_events = list(events or [])
+        status = SpanStatus(StatusCode.OK)
+        if error is not None:
+            message = text(error) or "failed"
+            message = message[:MAX_MESSAGE_CHARS]
+            span_events.append(
+                SpanEvent(
+                    "exception",
+                    {
+                        "exception.type": message.split(":", 1)[0][:128],
+                        "exception.message": message,
+                    },
+                    _ns(end),
+                )
+            )
+            status = SpanStatus(StatusCode.ERROR, message[:256])
+        readable = ReadableSpan(
+            name=name,
+            context=_context(trace, span),
+            parent=_context(trace, parent) if parent is not None else None,
+            resource=self.resource,
+            attributes=attributes,  # type: ignore[arg-type]
+            events=span_events,
+            links=links or [],
+            kind=SpanKind.INTERNAL,
+            status=status,
+            start_time=_ns(start),
+            end_time=_ns(max(start, end)),
+            instrumentation_scope=_SCOPE,
+        )
+        for processor in self.processors:
+            processor.on_end(readable)
+
+    def flush(self, timeout: float | None = None) -> None:
+        millis = int((timeout or 30.0) * 1000)
+        for processor in self.processors:
+            processor.force_flush(millis)
+
+    def close(self) -> None:
+        for processor in self.processors:
+            processor.shutdown()
+
+
+def trace_exporters(config: ObservabilityConfig, stats: HookStats) -> list[SpanExporter]:
+    """The exporters a config asks for (``file``, ``console``, ``otlp``; ``none`` for none)."""
+    exporters: list[SpanExporter] = []
+    for name in dict.fromkeys(config.tracing.exporter):
+        if name == "file" and config.traces_path is not None:
+            exporters.append(OtlpJsonFileExporter(config.traces_path))
+        elif name == "console":
+            exporters.append(console_exporter(sys.stderr))
+        elif name == "otlp":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            exporters.append(
+                OTLPSpanExporter(
+                    endpoint=config.tracing.endpoint, timeout=config.tracing.export_timeout
+                )
+            )
+    return exporters
+
+
+def console_exporter(stream: IO[str]) -> SpanExporter:
+    """Spans printed as JSON, one per span, to ``stream``."""
+    return ConsoleSpanExporter(out=stream)
