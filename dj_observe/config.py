@@ -73,6 +73,9 @@ class ObservabilityConfig:
     pipeline: str | None = None
     event_log: bool = True
     event_log_path: str | None = None
+    background: bool = True
+    """Fold and update metrics and spans on a background thread (the log is always
+    written before ``emit`` returns); ``False`` does it all on the caller's thread."""
     redact_keys: list[str] = field(default_factory=lambda: list(DEFAULT_SECRET_KEYS))
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     tracing: TracingConfig = field(default_factory=TracingConfig)

@@ -9,6 +9,7 @@ sinks a :class:`Change`: what the event did to the job, its partition and its op
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Iterable
@@ -20,7 +21,7 @@ from loguru import logger
 from dj_observe.events import AnyEvent, EventType
 from dj_observe.state import JobState, PartitionState, Status
 
-__all__ = ["Change", "Dispatcher", "HookStats", "JobFeed", "Sink"]
+__all__ = ["Change", "Dispatcher", "HookStats", "JobFeed", "QueuedDelivery", "Sink"]
 
 FAILURE_LOG_INTERVAL = 60.0
 """A failing sink is logged on its first failure, then at most once per this many seconds."""
@@ -52,8 +53,8 @@ class Change:
     op_slot: int | None = None
     op_before: Status | None = None
     op_after: Status | None = None
-    line: bytes | None = None
-    """The event's log line, when the event is live (not replayed)."""
+    counts_changed: bool = False
+    """Whether the partitions-by-status tally moved."""
 
     @property
     def op_ended(self) -> bool:
@@ -85,7 +86,8 @@ class JobFeed:
         self._seen = 0
         for part in self.state.partitions.values():
             self._tally(part, self.state.partition_status(part))
-        self.job_status = self.state.job_status(self.counts())
+        self._last_counts = self.counts()
+        self.job_status = self.state.job_status(self._last_counts)
 
     def counts(self) -> dict[Status, int]:
         """Partitions by status, planned partitions never seen counted as not started."""
@@ -103,7 +105,7 @@ class JobFeed:
         self.partition_counts[status] += 1
         return before
 
-    def apply(self, event: AnyEvent, job_id: str, line: bytes | None = None) -> Change:
+    def apply(self, event: AnyEvent, job_id: str) -> Change:
         """Fold ``event`` and describe what it changed."""
         state = self.state
         kind = event.event_type
@@ -114,7 +116,7 @@ class JobFeed:
             slot = part.ops.get(event.operation_name) if part is not None else None
             op_before = state.op_status(slot) if slot is not None else Status.NOT_STARTED
         state.apply(event)
-        change = Change(event, job_id, self.job_status, self.job_status, line=line)
+        change = Change(event, job_id, self.job_status, self.job_status)
         if kind in _PARTITION_EVENTS and event.partition_id is not None:
             partition = state.partitions.get(event.partition_id)
         if partition is not None:
@@ -131,7 +133,10 @@ class JobFeed:
                 change.op_slot = op_slot
                 change.op_before = op_before
                 change.op_after = state.op_status(op_slot)
-        self.job_status = state.job_status(self.counts())
+        counts = self.counts()
+        change.counts_changed = counts != self._last_counts
+        self._last_counts = counts
+        self.job_status = state.job_status(counts)
         change.job_after = self.job_status
         return change
 
@@ -203,11 +208,11 @@ class Dispatcher:
             feed = self.feeds[job_id] = JobFeed()
         return feed
 
-    def dispatch(self, event: AnyEvent, job_id: str, line: bytes | None = None) -> Change:
+    def dispatch(self, event: AnyEvent, job_id: str) -> Change:
         """Fold one event into its job's feed and give the change to every sink."""
         with self.lock:
             feed = self.feed(job_id)
-            change = feed.apply(event, job_id, line)
+            change = feed.apply(event, job_id)
             self.stats.events_handled += 1
             for sink in self.sinks:
                 try:
@@ -229,3 +234,58 @@ class Dispatcher:
                 sink.close()
             except Exception as exc:
                 self.stats.sink_failed(sink.name, exc)
+
+
+class QueuedDelivery:
+    """Hands events to a :class:`Dispatcher` on a background thread.
+
+    :meth:`submit` never blocks: when ``max_pending`` events already wait (the
+    sinks cannot keep up), the event is dropped and counted in
+    ``HookStats.events_dropped``.  :meth:`drain` waits until everything
+    submitted so far has been dispatched.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, max_pending: int = 100_000) -> None:
+        self.dispatcher = dispatcher
+        self.max_pending = max_pending
+        self.submitted = 0
+        self.processed = 0
+        self._queue: queue.SimpleQueue[tuple[AnyEvent, str] | None] = queue.SimpleQueue()
+        self._idle = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="dj-observe-sinks", daemon=True)
+        self._thread.start()
+
+    def submit(self, event: AnyEvent, job_id: str) -> bool:
+        if self.submitted - self.processed >= self.max_pending:
+            self.dispatcher.stats.events_dropped += 1
+            return False
+        self.submitted += 1
+        self._queue.put((event, job_id))
+        return True
+
+    def _run(self) -> None:
+        dispatch = self.dispatcher.dispatch
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            try:
+                dispatch(*item)
+            except Exception as exc:
+                self.dispatcher.stats.sink_failed("dispatch", exc)
+            self.processed += 1
+            if self.processed >= self.submitted:
+                with self._idle:
+                    self._idle.notify_all()
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted event was dispatched; ``False`` on timeout."""
+        target = self.submitted
+        with self._idle:
+            return self._idle.wait_for(lambda: self.processed >= target, timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Dispatch what is pending (up to ``timeout``), then stop the thread."""
+        self.drain(timeout)
+        self._queue.put(None)
+        self._thread.join(timeout)

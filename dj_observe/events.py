@@ -22,12 +22,10 @@ import msgspec
 __all__ = [
     "FAST_DECODER",
     "AnyEvent",
-    "DagNode",
     "Event",
     "EventType",
     "FoldEvent",
     "OpMetrics",
-    "dag_node",
     "event_from_dict",
     "event_to_dict",
     "metadata_value",
@@ -174,16 +172,8 @@ class OpMetrics(msgspec.Struct, gc=False):
     dag_node_id: int | float | str | None = None
 
 
-class DagNode(msgspec.Struct, gc=False):
-    """The ``metadata`` of a ``dag_node_*`` event that places an op in the pipeline."""
-
-    op_name: Any = None
-    node_id: Any = None
-
-
 _OP_METRICS_DECODER = msgspec.json.Decoder(OpMetrics)
-_DAG_NODE_DECODER = msgspec.json.Decoder(DagNode)
-_NO_NODE = DagNode()
+
 _NO_METRICS = OpMetrics()
 
 _GENERIC_DECODER = msgspec.json.Decoder()
@@ -225,6 +215,10 @@ _KNOWN_FIELDS = _INT_FIELDS | _FLOAT_FIELDS | _STR_FIELDS | _DICT_FIELDS | {"eve
 
 def to_int(value: Any) -> int | None:
     """Coerce a JSON value to a 64-bit int, or ``None`` when it is not one (``"3"`` -> 3)."""
+    if value is None:
+        return None
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+        return value
     number = _to_int(value)
     return number if number is not None and INT64_MIN <= number <= INT64_MAX else None
 
@@ -371,19 +365,6 @@ def op_metrics(event: AnyEvent) -> OpMetrics:
         return OpMetrics(
             **{key: data.get(key) for key in OpMetrics.__struct_fields__ if _scalar(data.get(key))}
         )
-
-
-def dag_node(event: AnyEvent) -> DagNode:
-    """The op name and node id of a DAG node event, decoded without the rest."""
-    raw = event.metadata
-    if raw is None or not raw:
-        return _NO_NODE
-    if type(raw) is dict:
-        return DagNode(raw.get("op_name"), raw.get("node_id"))
-    try:
-        return _DAG_NODE_DECODER.decode(raw)
-    except _DECODE_ERRORS:
-        return _NO_NODE
 
 
 def _scalar(value: Any) -> bool:

@@ -14,6 +14,7 @@ minute at most, and the job goes on.  Thread-safe; a context manager.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -25,11 +26,11 @@ import msgspec
 from prometheus_client import CollectorRegistry
 
 from dj_observe.config import ObservabilityConfig
-from dj_observe.dispatch import Dispatcher, HookStats, JobFeed, Sink
+from dj_observe.dispatch import Dispatcher, HookStats, JobFeed, QueuedDelivery, Sink
 from dj_observe.events import Event, EventType, event_from_dict
 from dj_observe.exposition import MetricsEndpoint, PushgatewaySink
 from dj_observe.redact import Redactor
-from dj_observe.sinks.eventlog import EventLogSink
+from dj_observe.sinks.eventlog import EventLogWriter
 from dj_observe.sinks.metrics import MetricsSink
 
 __all__ = ["ObservabilityHook"]
@@ -58,6 +59,8 @@ _ORDER = (
     "metadata",
 )
 _ENCODER = msgspec.json.Encoder(enc_hook=str)
+CLOSE_TIMEOUT = 30.0
+"""Seconds ``close()`` waits for pending events to reach the sinks."""
 
 
 class ObservabilityHook:
@@ -87,13 +90,15 @@ class ObservabilityHook:
         self.endpoint: MetricsEndpoint | None = None
         self.metrics: MetricsSink | None = None
         self.pusher: PushgatewaySink | None = None
-        self.event_log: EventLogSink | None = None
+        self.event_log: EventLogWriter | None = None
         self._closed = False
         self._lock = threading.Lock()
+        self._emit_lock = threading.Lock()
+        self._id_prefix = uuid.uuid4().hex[:6]
+        self._serial = itertools.count(1)
         built: list[Sink] = []
         if config.event_log and config.log_path is not None:
-            self.event_log = EventLogSink(config.log_path)
-            built.append(self.event_log)
+            self.event_log = EventLogWriter(config.log_path)
         if config.metrics.enabled:
             self.metrics = MetricsSink(registry, pipeline=config.pipeline, stats=self.stats)
             built.append(self.metrics)
@@ -106,6 +111,7 @@ class ObservabilityHook:
                 built.append(traces)
         built.extend(sinks)
         self.dispatcher = Dispatcher(built, self.stats)
+        self.delivery = QueuedDelivery(self.dispatcher) if config.background else None
 
     # -- set-up --------------------------------------------------------------------
 
@@ -170,14 +176,26 @@ class ObservabilityHook:
         else:
             data = {"event_type": str(event), **fields}
         record = self._complete(data)
-        normalised = event_from_dict(record)
+        try:
+            normalised: Event | None = msgspec.convert(record, Event, strict=False)
+        except msgspec.ValidationError:
+            normalised = event_from_dict(record)
         if normalised is None:
             with self._lock:
                 self.stats.events_dropped += 1
             return None
         line = _ENCODER.encode(record) + b"\n"
         job = normalised.job_id or self.job_id or ""
-        self.dispatcher.dispatch(normalised, job, line)
+        with self._emit_lock:  # the log and the sinks see events in the same order
+            if self.event_log is not None:
+                try:
+                    self.event_log.write(line, normalised.event_type)
+                except Exception as exc:
+                    self.stats.sink_failed(self.event_log.name, exc)
+            if self.delivery is not None:
+                self.delivery.submit(normalised, job)
+            else:
+                self.dispatcher.dispatch(normalised, job)
         if self.pusher is not None and job and "job_id" not in self.pusher.grouping_key:
             self.pusher.grouping_key["job_id"] = job
         return normalised
@@ -190,7 +208,7 @@ class ObservabilityHook:
         data.setdefault("timestamp", now)
         if data.get("job_id") is None and self.job_id:
             data["job_id"] = self.job_id
-        data.setdefault("event_id", f"{kind}_{int(now)}_{uuid.uuid4().hex[:8]}")
+        data.setdefault("event_id", f"{kind}_{int(now)}_{self._id_prefix}{next(self._serial):x}")
         data.setdefault("process_id", os.getpid())
         data.setdefault("thread_id", threading.get_ident())
         data = {key: value for key, value in data.items() if value is not None}
@@ -347,7 +365,12 @@ class ObservabilityHook:
     # -- lifecycle -----------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> None:
-        """Push out everything buffered (spans, the Pushgateway), waiting up to ``timeout``."""
+        """Dispatch pending events and push out what the sinks buffer (spans, pushes).
+
+        Afterwards metrics and :meth:`feed` reflect every event emitted so far.
+        """
+        if self.delivery is not None:
+            self.delivery.drain(timeout)
         self.dispatcher.flush(timeout)
 
     def close(self) -> None:
@@ -356,7 +379,14 @@ class ObservabilityHook:
             if self._closed:
                 return
             self._closed = True
+        if self.delivery is not None:
+            self.delivery.close(CLOSE_TIMEOUT)
         self.dispatcher.close()
+        if self.event_log is not None:
+            try:
+                self.event_log.close()
+            except OSError as exc:
+                self.stats.sink_failed(self.event_log.name, exc)
         if self.endpoint is not None:
             self.endpoint.close()
 

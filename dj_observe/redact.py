@@ -25,6 +25,8 @@ DEFAULT_SECRET_KEYS = (
     "private_key",
 )
 REDACTED = "***"
+_MAX_REMEMBERED_KEYS = 4096
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 class Redactor:
@@ -35,19 +37,36 @@ class Redactor:
         self.pattern = (
             re.compile("|".join(re.escape(key) for key in keys), re.IGNORECASE) if keys else None
         )
+        self._verdicts: dict[str, bool] = {}
 
     def is_secret(self, key: object) -> bool:
-        return self.pattern is not None and isinstance(key, str) and bool(self.pattern.search(key))
+        if self.pattern is None or not isinstance(key, str):
+            return False
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = bool(self.pattern.search(key))
+            if len(self._verdicts) < _MAX_REMEMBERED_KEYS:
+                self._verdicts[key] = verdict
+        return verdict
 
     def __call__(self, fields: dict[str, Any]) -> dict[str, Any]:
         return self._scrub(fields) if self.pattern is not None else fields
 
     def _scrub(self, value: Any) -> Any:
+        """``value`` with secrets replaced; the very same object when it holds none."""
+        if type(value) in _SCALARS:
+            return value
         if isinstance(value, dict):
-            return {
-                key: REDACTED if self.is_secret(key) and item is not None else self._scrub(item)
-                for key, item in value.items()
-            }
+            changed = False
+            scrubbed = {}
+            for key, item in value.items():
+                new = REDACTED if self.is_secret(key) and item is not None else self._scrub(item)
+                changed = changed or new is not item
+                scrubbed[key] = new
+            return scrubbed if changed else value
         if isinstance(value, (list, tuple)):
-            return [self._scrub(item) for item in value]
+            items = [self._scrub(item) for item in value]
+            if any(new is not old for new, old in zip(items, value, strict=False)):
+                return items
+            return value
         return value

@@ -33,7 +33,6 @@ from dj_observe.events import (
     AnyEvent,
     EventType,
     OpMetrics,
-    dag_node,
     nested,
     op_metrics,
     text,
@@ -273,8 +272,6 @@ class JobState:
             EventType.OP_FAILED: self._op_failed,
             EventType.CHECKPOINT_SAVE: self._checkpoint_save,
             EventType.CHECKPOINT_LOAD: self._checkpoint_load,
-            EventType.DAG_NODE_START: self._dag_node,
-            EventType.DAG_NODE_COMPLETE: self._dag_node,
         }
         # Keyed by the plain string: events carry ``str`` types, unknown ones included.
         self._handlers = {kind.value: handler for kind, handler in handlers.items()}
@@ -292,8 +289,22 @@ class JobState:
     # -- feeding -----------------------------------------------------------------
 
     def apply(self, event: AnyEvent) -> None:
-        """Fold one event into the state."""
-        self.apply_all((event,))
+        """Fold one event into the state (:meth:`apply_all` does the same for a batch)."""
+        kind = event.event_type
+        self.events_applied += 1
+        counts = self.event_counts
+        if kind not in counts and len(counts) >= MAX_EVENT_TYPES:
+            kind = OTHER_EVENT_TYPES
+        counts[kind] = counts.get(kind, 0) + 1
+        ts = event.timestamp
+        if ts is not None:
+            self.first_event_time = _min(self.first_event_time, ts)
+            self.last_event_time = _max(self.last_event_time, ts)
+        if self.job_id is None and event.job_id:
+            self.job_id = event.job_id
+        handler = self._handlers.get(event.event_type)
+        if handler is not None:
+            handler(event, ts)
 
     def apply_all(self, events: Iterable[AnyEvent]) -> JobState:
         """Fold events in order; returns ``self``.
@@ -621,18 +632,6 @@ class JobState:
             part.resumed = True
             if event.operation_idx is not None:
                 part.loaded_checkpoint_idx = event.operation_idx
-
-    def _dag_node(self, event: AnyEvent, ts: float | None) -> None:
-        node = dag_node(event)
-        name, node_id = node.op_name, node.node_id
-        if not isinstance(name, str) or not isinstance(node_id, str):
-            return
-        known = self._positions.get(name)
-        if known is not None and known[0] >= _FROM_DAG_NODE:
-            return
-        match = _DAG_NODE_ID.match(node_id)
-        if match and match.group(2) == name:
-            self._set_position(name, int(match.group(1)) - 1, _FROM_DAG_NODE)
 
     # -- positions -----------------------------------------------------------------
 

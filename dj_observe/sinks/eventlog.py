@@ -1,4 +1,4 @@
-"""The event-log sink: appends each live event to ``events.jsonl`` as one whole line.
+"""The event-log writer: appends each live event to ``events.jsonl`` as one whole line.
 
 Each line is one ``write(2)`` on a descriptor opened with ``O_APPEND``, so
 threads and processes appending to the same log never interleave or tear lines;
@@ -14,10 +14,9 @@ import os
 import time
 from pathlib import Path
 
-from dj_observe.dispatch import Change, JobFeed
 from dj_observe.events import EventType
 
-__all__ = ["EventLogSink", "repair_torn_tail"]
+__all__ = ["EventLogWriter", "repair_torn_tail"]
 
 REOPEN_INTERVAL = 5.0
 """After the log could not be opened, try again at most this often (seconds)."""
@@ -74,8 +73,9 @@ def _last_newline_end(fd: int, size: int) -> int:
     return 0
 
 
-class EventLogSink:
-    """Appends live events' lines to the job's event log."""
+class EventLogWriter:
+    """Appends live events' lines to the job's event log (on the caller's thread: the log
+    is the durable record, so it is written before :meth:`ObservabilityHook.emit` returns)."""
 
     name = "event_log"
 
@@ -97,10 +97,8 @@ class EventLogSink:
         except OSError as exc:
             self._error = exc
 
-    def on_change(self, change: Change, feed: JobFeed) -> None:
-        line = change.line
-        if line is None:
-            return
+    def write(self, line: bytes, event_type: str) -> None:
+        """Append one line (one ``write(2)``); ``fsync`` after job-level events."""
         if self.fd is None:
             if time.monotonic() >= self._next_open:
                 self._open()
@@ -109,7 +107,7 @@ class EventLogSink:
         written = os.write(self.fd, line)
         while written < len(line):  # only on a nearly full disk; still one append per call
             written += os.write(self.fd, line[written:])
-        if change.event.event_type in _DURABLE:
+        if event_type in _DURABLE:
             os.fsync(self.fd)
 
     def flush(self, timeout: float | None = None) -> None:

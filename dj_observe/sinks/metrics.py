@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
@@ -98,6 +99,7 @@ class MetricsSink:
         self._pipelines: dict[str, str] = {}
         self._ops: dict[str, set[str]] = {}
         self._series: dict[str, set[tuple[object, tuple[str, ...]]]] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}
         reg = self.registry
         self.job_status = Gauge(
             "dj_job_status", "1 for the job's current state.", [*_JOB, "state"], registry=reg
@@ -177,10 +179,15 @@ class MetricsSink:
 
     # -- series bookkeeping --------------------------------------------------------
 
-    def _child(self, metric, job: str, *values: str):
-        labels = (job, self._pipelines[job], *values)
-        self._series.setdefault(job, set()).add((metric, labels))
-        return metric.labels(*labels)
+    def _child(self, metric: Any, job: str, *values: str) -> Any:
+        """The labelled child of ``metric`` for ``job`` (cached: ``labels()`` is slow)."""
+        key = (id(metric), job, *values)
+        child = self._children.get(key)
+        if child is None:
+            labels = (job, self._pipelines[job], *values)
+            self._series.setdefault(job, set()).add((metric, labels))
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def _op_label(self, job: str, name: str) -> str:
         seen = self._ops.setdefault(job, set())
@@ -196,6 +203,7 @@ class MetricsSink:
         for metric, labels in self._series.pop(job, set()):
             with contextlib.suppress(KeyError):
                 metric.remove(*labels)
+        self._children = {key: child for key, child in self._children.items() if key[1] != job}
         self._pipelines.pop(job, None)
         self._ops.pop(job, None)
 
@@ -218,11 +226,11 @@ class MetricsSink:
             self._job_status(job, change.job_after)
             if change.job_after in (Status.COMPLETED, Status.FAILED):
                 self._job_ended(job, state, change)
-        if change.partition is not None:
+        if change.counts_changed:
             for status, count in feed.counts().items():
                 self._child(self.partitions, job, STATE_LABELS[status]).set(count)
-            if change.partition_after != change.partition_before:
-                self._partition_changed(job, state, change)
+        if change.partition is not None and change.partition_after != change.partition_before:
+            self._partition_changed(job, state, change)
         if change.op_slot is not None and change.op_after != change.op_before:
             self._op_changed(job, state, change.op_slot, change.op_after)
         if kind == EventType.CHECKPOINT_SAVE:
@@ -279,6 +287,7 @@ class MetricsSink:
             if metric is self.failed_partition and labels[:3] == prefix:
                 self.failed_partition.remove(*labels)
                 self._series[job].discard((metric, labels))
+                self._children.pop((id(metric), job, *labels[2:]), None)
 
     def _op_changed(self, job: str, state: JobState, slot: int, status: Status | None) -> None:
         run = state.op_run(slot)

@@ -10,16 +10,13 @@ previous run's.  Checkpoint saves and loads are events on the partition span.
 
 from __future__ import annotations
 
-import base64
-import json
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from google.protobuf.json_format import MessageToDict
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+import msgspec
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event as SpanEvent
 from opentelemetry.sdk.trace import ReadableSpan
@@ -50,6 +47,8 @@ __all__ = [
     "trace_exporters",
 ]
 
+SPAN_QUEUE_SIZE = 65536
+"""Spans waiting for export; beyond this the processor drops them (and says so)."""
 MAX_MESSAGE_CHARS = 4096
 """Error messages on spans are cut to this many characters."""
 
@@ -92,24 +91,22 @@ class CountingExporter(SpanExporter):
 
 
 class OtlpJsonFileExporter(SpanExporter):
-    """Appends spans as OTLP/JSON (one ``ExportTraceServiceRequest`` per line) to a file."""
+    """Appends spans as OTLP/JSON (one ``ExportTraceServiceRequest`` per line) to a file.
+
+    The JSON is built directly from the spans (ids in hex, enums as integers,
+    64-bit integers as strings, as the OTLP/JSON encoding asks), which is many
+    times cheaper than going through protobuf's JSON mapping.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        document = MessageToDict(encode_spans(spans))
-        for resource_spans in document.get("resourceSpans", []):
-            for scope_spans in resource_spans.get("scopeSpans", []):
-                for span in scope_spans.get("spans", []):
-                    _hex_ids(span)
-                    for link in span.get("links", []):
-                        _hex_ids(link)
-        line = json.dumps(document, separators=(",", ":")) + "\n"
+        line = msgspec.json.encode(otlp_json(spans)) + b"\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
+            with self.path.open("ab") as handle:
                 handle.write(line)
         return SpanExportResult.SUCCESS
 
@@ -117,11 +114,86 @@ class OtlpJsonFileExporter(SpanExporter):
         """Each export closes the file."""
 
 
-def _hex_ids(item: dict) -> None:
-    """OTLP/JSON writes ids as hex, where protobuf's JSON mapping writes base64."""
-    for key in ("traceId", "spanId", "parentSpanId"):
-        if item.get(key):
-            item[key] = base64.b64decode(item[key]).hex()
+def otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
+    """An ``ExportTraceServiceRequest`` in OTLP/JSON, grouped by resource and scope."""
+    groups: dict[tuple[int, int], tuple[ReadableSpan, list[dict[str, Any]]]] = {}
+    for span in spans:
+        key = (id(span.resource), id(span.instrumentation_scope))
+        groups.setdefault(key, (span, []))[1].append(_span_json(span))
+    resource_spans = []
+    for first, encoded in groups.values():
+        scope = first.instrumentation_scope
+        resource_spans.append(
+            {
+                "resource": {"attributes": _attributes_json(first.resource.attributes)},
+                "scopeSpans": [
+                    {
+                        "scope": {"name": scope.name, "version": scope.version or ""}
+                        if scope
+                        else {},
+                        "spans": encoded,
+                    }
+                ],
+            }
+        )
+    return {"resourceSpans": resource_spans}
+
+
+def _span_json(span: ReadableSpan) -> dict[str, Any]:
+    context = span.context
+    status: dict[str, Any] = {"code": _STATUS_CODES[span.status.status_code]}
+    if span.status.description:
+        status["message"] = span.status.description
+    encoded: dict[str, Any] = {
+        "traceId": f"{context.trace_id:032x}",
+        "spanId": f"{context.span_id:016x}",
+        "name": span.name,
+        "kind": span.kind.value + 1,  # OTLP enum: SPAN_KIND_INTERNAL = 1
+        "startTimeUnixNano": str(span.start_time),
+        "endTimeUnixNano": str(span.end_time),
+        "attributes": _attributes_json(span.attributes),
+        "status": status,
+    }
+    if span.parent is not None:
+        encoded["parentSpanId"] = f"{span.parent.span_id:016x}"
+    if span.events:
+        encoded["events"] = [
+            {
+                "timeUnixNano": str(event.timestamp),
+                "name": event.name,
+                "attributes": _attributes_json(event.attributes),
+            }
+            for event in span.events
+        ]
+    if span.links:
+        encoded["links"] = [
+            {
+                "traceId": f"{link.context.trace_id:032x}",
+                "spanId": f"{link.context.span_id:016x}",
+                "attributes": _attributes_json(link.attributes),
+            }
+            for link in span.links
+        ]
+    return encoded
+
+
+_STATUS_CODES = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
+
+
+def _attributes_json(attributes: Any) -> list[dict[str, Any]]:
+    return [{"key": key, "value": _value_json(value)} for key, value in (attributes or {}).items()]
+
+
+def _value_json(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, (list, tuple)):
+        return {"arrayValue": {"values": [_value_json(item) for item in value]}}
+    return {"stringValue": str(value)}
 
 
 class TraceSink:
@@ -144,6 +216,8 @@ class TraceSink:
         self.processors = [
             BatchSpanProcessor(
                 CountingExporter(exporter, self.stats, f"traces:{type(exporter).__name__}"),
+                max_queue_size=SPAN_QUEUE_SIZE,
+                max_export_batch_size=512,
                 export_timeout_millis=export_timeout_seconds * 1000,
             )
             for exporter in exporters
