@@ -111,7 +111,11 @@ class ObservabilityHook:
                 built.append(traces)
         built.extend(sinks)
         self.dispatcher = Dispatcher(built, self.stats)
-        self.delivery = QueuedDelivery(self.dispatcher) if config.background else None
+        # With no sink to feed, the fold would only serve feed(); keep it for inline callers.
+        self._fold_always = not config.background
+        self.delivery = (
+            QueuedDelivery(self.dispatcher) if config.background and self.dispatcher.sinks else None
+        )
 
     # -- set-up --------------------------------------------------------------------
 
@@ -154,7 +158,11 @@ class ObservabilityHook:
         return self.endpoint.url if self.endpoint is not None else None
 
     def feed(self, job_id: str | None = None) -> JobFeed:
-        """The fold of a job this hook has seen (the hook's own job by default)."""
+        """The fold of a job this hook has seen (the hook's own job by default).
+
+        Call :meth:`flush` first when delivery is in the background.  A hook with
+        no sink at all (event log only, background) does not fold.
+        """
         return self.dispatcher.feed(job_id or self.job_id or "")
 
     # -- emitting ------------------------------------------------------------------
@@ -194,7 +202,7 @@ class ObservabilityHook:
                     self.stats.sink_failed(self.event_log.name, exc)
             if self.delivery is not None:
                 self.delivery.submit(normalised, job)
-            else:
+            elif self.dispatcher.sinks or self._fold_always:
                 self.dispatcher.dispatch(normalised, job)
         if self.pusher is not None and job and "job_id" not in self.pusher.grouping_key:
             self.pusher.grouping_key["job_id"] = job
