@@ -93,6 +93,19 @@ class ObservabilityConfig:
         config._check()
         return config
 
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str], **overrides: Any) -> ObservabilityConfig:
+        """Build from the ``observability:`` section of a YAML job config (if it has one)."""
+        import yaml
+
+        try:
+            document = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(document, Mapping):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        return cls.from_dict(document.get("observability") or {}, **overrides)
+
     @property
     def log_path(self) -> Path | None:
         if self.event_log_path:

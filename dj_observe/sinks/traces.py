@@ -80,7 +80,8 @@ class CountingExporter(SpanExporter):
             self.stats.sink_failed(self.name, exc)
             return SpanExportResult.FAILURE
         if result != SpanExportResult.SUCCESS:
-            self.stats.sink_failed(self.name, RuntimeError(f"{self.exporter!r} returned {result}"))
+            failure = RuntimeError(f"{type(self.exporter).__name__} could not export the spans")
+            self.stats.sink_failed(self.name, failure)
         return result
 
     def shutdown(self) -> None:
