@@ -8,8 +8,10 @@ push that fails (Pushgateway down or hanging) is counted and logged by
 from __future__ import annotations
 
 import threading
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, push_to_gateway, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app, push_to_gateway
 
 from dj_observe.dispatch import Change, HookStats, JobFeed
 
@@ -19,11 +21,35 @@ PUSH_TIMEOUT = 5.0
 """Seconds one push may take before it is abandoned."""
 
 
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Scrapes are not worth a line on stderr each."""
+
+
 class MetricsEndpoint:
-    """Serves a registry at ``http://host:port/metrics`` (port 0 picks a free one)."""
+    """Serves a registry at ``http://host:port/metrics`` (port 0 picks a free one).
+
+    The WSGI app is prometheus_client's (content negotiation, OpenMetrics with
+    exemplars, gzip); the server loop polls often so that :meth:`close` is quick.
+    """
+
+    POLL_INTERVAL = 0.05
 
     def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
-        self.server, self.thread = start_http_server(port, addr=host, registry=registry)
+        self.server = make_server(
+            host, port, make_wsgi_app(registry), _Server, handler_class=_QuietHandler
+        )
+        self.thread = threading.Thread(
+            target=self.server.serve_forever,
+            args=(self.POLL_INTERVAL,),
+            name="dj-observe-metrics",
+            daemon=True,
+        )
+        self.thread.start()
         self.host = host
 
     @property
@@ -37,6 +63,7 @@ class MetricsEndpoint:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.thread.join(1.0)
 
 
 class PushgatewaySink:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from loguru import logger
+from support import OtlpReceiver, Pushgateway
 
 from dj_observe.synthetic import JobSpec, write_job
 
@@ -44,3 +48,37 @@ def job_dir(tmp_path: Path) -> Path:
     path = tmp_path / "job"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def make_receiver() -> Iterator[Callable[..., OtlpReceiver]]:
+    """Start loopback OTLP/HTTP receivers: ``make_receiver(status=500)``, ``(hang=30)``."""
+    with ExitStack() as stack:
+        yield lambda **options: stack.enter_context(OtlpReceiver(**options))
+
+
+@pytest.fixture
+def otlp_receiver(make_receiver) -> OtlpReceiver:
+    """A healthy loopback OTLP/HTTP receiver; spans go to ``otlp_receiver.url + "/v1/traces"``."""
+    return make_receiver()
+
+
+@pytest.fixture(scope="session")
+def pushgateway(tmp_path_factory) -> Iterator[Pushgateway]:
+    """A real ``prometheus-pushgateway`` on a free loopback port, killed at the end."""
+    gateway = Pushgateway(tmp_path_factory.mktemp("pushgateway"))
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@pytest.fixture
+def warnings_logged() -> Iterator[list[str]]:
+    """Messages loguru logs at WARNING or above while the test runs."""
+    messages: list[str] = []
+    handler = logger.add(lambda message: messages.append(str(message)), level="WARNING")
+    try:
+        yield messages
+    finally:
+        logger.remove(handler)

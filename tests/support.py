@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import gzip
 import json
 import math
-from collections.abc import Iterable
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import pytest
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from prometheus_client.parser import text_string_to_metric_families
 
 from dj_observe.eventlog import ReadStats, decode_block
 from dj_observe.snapshot import ProcessingSnapshotAnalyzer, partition_status
@@ -151,3 +170,420 @@ def log_lines(job_dir: Path) -> list[bytes]:
         complete = data[: data.rfind(b"\n") + 1]
         lines.extend(line for line in complete.split(b"\n") if line.strip())
     return lines
+
+
+# -- live components: loopback OTLP receiver, Pushgateway, promtool, scrapes, a job driver ----
+
+LOOPBACK = "127.0.0.1"
+WAIT_SECONDS = 10.0
+"""Upper bound of every wait on a real component (a healthy one answers in milliseconds)."""
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on (right now)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = WAIT_SECONDS, step: float = 0.05):
+    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(step)
+
+
+def finishes_within(seconds: float, function: Callable[[], Any]) -> bool:
+    """Run ``function`` on a daemon thread; whether it returned (or raised) within ``seconds``.
+
+    An exception in ``function`` is re-raised here, so a test sees it.
+    """
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            function()
+        except BaseException as exc:  # re-raised on the test's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if errors:
+        raise errors[0]
+    return not worker.is_alive()
+
+
+class OtlpReceiver:
+    """A loopback OTLP/HTTP traces receiver (``POST /v1/traces``, protobuf bodies).
+
+    Every request body is decoded with opentelemetry-proto's ``ExportTraceServiceRequest``.
+    ``status`` is the HTTP status it answers (500 simulates a broken collector); ``hang``
+    makes it sleep that many seconds before answering (a stuck collector), cut short when
+    the receiver stops.
+    """
+
+    def __init__(self, *, status: int = 200, hang: float = 0.0) -> None:
+        self.status = status
+        self.hang = hang
+        self.requests: list[ExportTraceServiceRequest] = []
+        self.paths: list[str] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                elif self.headers.get("Content-Encoding") == "deflate":
+                    body = zlib.decompress(body)
+                code = receiver._receive(self.path, body)
+                if receiver.hang:
+                    receiver._stopping.wait(receiver.hang)
+                reply = ExportTraceServiceResponse().SerializeToString()
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/x-protobuf")
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+                except OSError:  # the exporter gave up waiting and went away
+                    pass
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), name="otlp-receiver", daemon=True
+        )
+
+    def _receive(self, path: str, body: bytes) -> int:
+        if path != "/v1/traces":
+            return 404
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        with self._lock:
+            self.paths.append(path)
+            self.requests.append(request)
+        return self.status
+
+    @property
+    def url(self) -> str:
+        """The base URL (``http://127.0.0.1:<port>``); traces go to ``url + "/v1/traces"``."""
+        return f"http://{LOOPBACK}:{self.server.server_port}"
+
+    @property
+    def spans(self) -> list[SpanView]:
+        with self._lock:
+            requests = list(self.requests)
+        return [span for request in requests for span in spans_of(request)]
+
+    def wait_for_spans(self, count: int, timeout: float = 3.0) -> list[SpanView]:
+        """The spans received once there are ``count`` (or ``timeout`` passed: fewer)."""
+        wait_until(lambda: len(self.spans) >= count, timeout)
+        return self.spans
+
+    def __enter__(self) -> OtlpReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopping.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(WAIT_SECONDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanView:
+    """One received span as comparable plain data (ids in hex, times in ns)."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    start: int
+    end: int
+    attributes: dict[str, Any]
+    status_code: int
+    status_message: str
+    events: tuple[tuple[str, int, tuple[tuple[str, Any], ...]], ...]
+    links: tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...]
+    service_name: str
+
+    def comparable(self) -> dict[str, Any]:
+        """Everything but the resource (a new ``service.instance.id`` per process)."""
+        view = dataclasses.asdict(self)
+        view.pop("service_name")
+        return view
+
+
+def _any_value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return tuple(_any_value(item) for item in value.array_value.values)
+    if kind == "kvlist_value":
+        return {item.key: _any_value(item.value) for item in value.kvlist_value.values}
+    return getattr(value, kind) if kind else None
+
+
+def _attributes(items: Iterable[Any]) -> dict[str, Any]:
+    return {item.key: _any_value(item.value) for item in items}
+
+
+def spans_of(request: ExportTraceServiceRequest) -> list[SpanView]:
+    """The spans of one ``ExportTraceServiceRequest``."""
+    views = []
+    for resource_spans in request.resource_spans:
+        resource = _attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                views.append(
+                    SpanView(
+                        trace_id=span.trace_id.hex(),
+                        span_id=span.span_id.hex(),
+                        parent_span_id=span.parent_span_id.hex(),
+                        name=span.name,
+                        start=span.start_time_unix_nano,
+                        end=span.end_time_unix_nano,
+                        attributes=_attributes(span.attributes),
+                        status_code=span.status.code,
+                        status_message=span.status.message,
+                        events=tuple(
+                            (
+                                event.name,
+                                event.time_unix_nano,
+                                tuple(sorted(_attributes(event.attributes).items())),
+                            )
+                            for event in span.events
+                        ),
+                        links=tuple(
+                            (
+                                link.trace_id.hex(),
+                                link.span_id.hex(),
+                                tuple(sorted(_attributes(link.attributes).items())),
+                            )
+                            for link in span.links
+                        ),
+                        service_name=str(resource.get("service.name", "")),
+                    )
+                )
+    return views
+
+
+_HEX_ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId"})
+
+
+def _hex_ids_to_base64(value: Any) -> Any:
+    """OTLP/JSON writes ids in hex; protobuf's JSON mapping of ``bytes`` wants base64."""
+    if isinstance(value, dict):
+        return {
+            key: base64.b64encode(bytes.fromhex(item)).decode()
+            if key in _HEX_ID_KEYS and isinstance(item, str)
+            else _hex_ids_to_base64(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_hex_ids_to_base64(item) for item in value]
+    return value
+
+
+def read_traces_file(path: Path) -> list[SpanView]:
+    """The spans of an OTLP/JSON lines file, each line parsed into ``ExportTraceServiceRequest``."""
+    spans = []
+    for line in path.read_text().splitlines():
+        request = json_format.ParseDict(
+            _hex_ids_to_base64(json.loads(line)), ExportTraceServiceRequest()
+        )
+        spans.extend(spans_of(request))
+    return spans
+
+
+def by_id(spans: Iterable[SpanView]) -> dict[str, SpanView]:
+    return {span.span_id: span for span in spans}
+
+
+# -- Prometheus: scrapes, samples, promtool, the Pushgateway --------------------------------------
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+SampleKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def scrape(url: str, accept: str | None = None, timeout: float = 5.0) -> str:
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.read().decode()
+
+
+def samples(text: str) -> dict[SampleKey, float]:
+    """Every sample of a text exposition, keyed by name and sorted labels."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def sample(found: dict[SampleKey, float], name: str, **labels: str) -> float | None:
+    """The value of one sample, ``None`` if there is none."""
+    return found.get((name, tuple(sorted(labels.items()))))
+
+
+def series(found: dict[SampleKey, float], name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples called ``name``: labels -> value."""
+    return {labels: value for (sample_name, labels), value in found.items() if sample_name == name}
+
+
+def without_created(found: dict[SampleKey, float]) -> dict[SampleKey, float]:
+    """Samples minus ``*_created`` (when a child was created: differs between runs)."""
+    return {key: value for key, value in found.items() if not key[0].endswith("_created")}
+
+
+def binary(name: str) -> str:
+    """The path of an installed binary; skips the test when it is missing (a failure in CI)."""
+    path = shutil.which(name)
+    if path is None and os.path.exists(f"/usr/bin/{name}"):
+        path = f"/usr/bin/{name}"
+    if path is None:
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def promtool_check_metrics(text: str) -> subprocess.CompletedProcess[str]:
+    """``promtool check metrics`` on an exposition (read from stdin)."""
+    return subprocess.run(
+        [binary("promtool"), "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+class Pushgateway:
+    """A real ``prometheus-pushgateway`` on a loopback port, with its persistence file."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.log = workdir / "pushgateway.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    binary("prometheus-pushgateway"),
+                    f"--web.listen-address={LOOPBACK}:{self.port}",
+                    f"--persistence.file={workdir / 'pushgateway.persist'}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        if not wait_until(self._ready):
+            self.stop()
+            raise RuntimeError(f"pushgateway did not start: {self.log.read_text()[-2000:]}")
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"pushgateway exited: {self.log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def samples(self) -> dict[SampleKey, float]:
+        return samples(scrape(f"{self.url}/metrics"))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+# -- a small job, emitted through the hook's public API --------------------------------------------
+
+T0 = 1_754_712_053.5
+"""Start time of driven jobs (fixed, so timestamps are known values)."""
+OPS = ("clean_links_mapper", "text_length_filter")
+ROWS = ((100, 90), (90, 80))
+"""(rows in, rows out) of each op in ``OPS``, on every partition."""
+
+
+def op_times(partition: int, op_index: int, start: float = T0) -> tuple[float, float]:
+    """(start, end) timestamps of op ``op_index`` on ``partition`` in :func:`drive_job`."""
+    begin = start + 10 + partition * 10 + op_index * 2 + 0.25
+    return begin, begin + 1.5
+
+
+def drive_job(
+    hook: Any,
+    *,
+    partitions: int = 3,
+    failed: dict[int, int] | None = None,
+    error: str = "ValueError: could not process sample 7",
+    ops: tuple[str, ...] = OPS,
+    checkpoints: bool = True,
+    start: float = T0,
+    end: bool = True,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Emit a job through the hook's helpers, with known timestamps and rows.
+
+    ``failed`` maps a partition id to the index of the op that fails on it.  The job
+    ends with ``job_failed`` when some partition failed, else ``job_complete``.
+    """
+    failed = failed or {}
+    meta = {"num_partitions": partitions, "operations": list(ops), **(metadata or {})}
+    hook.job_start(timestamp=start, metadata=meta)
+    for pid in range(partitions):
+        base = start + 10 + pid * 10
+        hook.partition_start(pid, timestamp=base)
+        for idx, name in enumerate(ops):
+            begin, finish = op_times(pid, idx, start)
+            rows_in, rows_out = ROWS[idx % len(ROWS)]
+            hook.op_start(pid, name, idx, timestamp=begin)
+            if failed.get(pid) == idx:
+                hook.op_failed(pid, name, idx, error, timestamp=finish)
+                hook.partition_failed(pid, error, timestamp=finish + 0.125)
+                break
+            hook.op_complete(
+                pid,
+                name,
+                idx,
+                timestamp=finish,
+                duration=finish - begin,
+                input_rows=rows_in,
+                output_rows=rows_out,
+            )
+            if checkpoints:
+                hook.checkpoint_save(
+                    pid, name, idx, f"/ckpt/p{pid}_op{idx}.parquet", timestamp=finish + 0.0625
+                )
+        else:
+            hook.partition_complete(pid, timestamp=base + 9)
+    if not end:
+        return
+    finish = start + 20 + partitions * 10
+    if failed:
+        hook.job_failed(f"{len(failed)} partition(s) failed", timestamp=finish)
+    else:
+        hook.job_complete(timestamp=finish, duration=finish - start)
+
+
+def read_events(work_dir: Path) -> list[dict[str, Any]]:
+    """The events of ``<work_dir>/events.jsonl``, each line parsed as JSON."""
+    return [json.loads(line) for line in (work_dir / "events.jsonl").read_bytes().splitlines()]

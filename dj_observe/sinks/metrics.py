@@ -224,8 +224,8 @@ class MetricsSink:
             self._child(self.job_start, job).set(state.start_time)
         if change.job_after != change.job_before:
             self._job_status(job, change.job_after)
-            if change.job_after in (Status.COMPLETED, Status.FAILED):
-                self._job_ended(job, state, change)
+        if change.job_ended or kind in (EventType.JOB_COMPLETE, EventType.JOB_FAILED):
+            self._job_ended(job, state, change)
         if change.counts_changed:
             for status, count in feed.counts().items():
                 self._child(self.partitions, job, STATE_LABELS[status]).set(count)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -68,18 +69,28 @@ def _context(trace: int, span: int) -> SpanContext:
 class CountingExporter(SpanExporter):
     """Wraps an exporter: a failure is counted in :class:`HookStats`, never raised."""
 
+    COOLDOWN = 5.0
+    """After a failed export, batches are dropped (and counted) for this many seconds, so a
+    dead or hanging collector costs one timeout, not one per batch."""
+
     def __init__(self, exporter: SpanExporter, stats: HookStats, name: str = "traces") -> None:
         self.exporter = exporter
         self.stats = stats
         self.name = name
+        self._resume_at = 0.0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if time.monotonic() < self._resume_at:  # the destination just failed: do not wait on it
+            self.stats.sink_failed(self.name, RuntimeError("destination failing, spans dropped"))
+            return SpanExportResult.FAILURE
         try:
             result = self.exporter.export(spans)
         except Exception as exc:
+            self._resume_at = time.monotonic() + self.COOLDOWN
             self.stats.sink_failed(self.name, exc)
             return SpanExportResult.FAILURE
         if result != SpanExportResult.SUCCESS:
+            self._resume_at = time.monotonic() + self.COOLDOWN
             failure = RuntimeError(f"{type(self.exporter).__name__} could not export the spans")
             self.stats.sink_failed(self.name, failure)
         return result
@@ -213,6 +224,7 @@ class TraceSink:
     ) -> None:
         self.stats = stats or HookStats()
         self.pipeline = pipeline
+        self.export_timeout = export_timeout_seconds
         self.resource = Resource.create({"service.name": service_name})
         self.processors = [
             BatchSpanProcessor(
@@ -224,6 +236,7 @@ class TraceSink:
             for exporter in exporters
         ]
         self._checkpoints: dict[tuple[str, int], list[SpanEvent]] = {}
+        self._pending_jobs: dict[str, tuple[JobState, float | None, Status, int]] = {}
         self._run_start: dict[str, float] = {}
 
     # -- the sink ------------------------------------------------------------------
@@ -240,8 +253,16 @@ class TraceSink:
             self._emit_op(job, state, change.op_slot, event.timestamp)  # type: ignore[arg-type]
         if change.partition_ended:
             self._emit_partition(job, state, part, event.timestamp, change)  # type: ignore[arg-type]
-        if change.job_ended:
-            self._emit_job(job, state, event.timestamp, change)
+        if kind in (EventType.JOB_START, EventType.JOB_RESTART):
+            self._emit_pending(job)  # a new run: the previous one is over
+        if kind in (EventType.JOB_COMPLETE, EventType.JOB_FAILED):
+            self._pending_jobs.pop(job, None)
+            if change.job_ended or change.job_before in (Status.COMPLETED, Status.FAILED):
+                self._emit_job(job, state, event.timestamp, change.job_after)
+        elif change.job_ended:
+            # Ended because every partition did: the job's own end event may still come
+            # (with the real end and error), so the span waits for it, or for flush().
+            self._pending_jobs[job] = (state, event.timestamp, change.job_after, state.resume_count)
 
     def _checkpoint_event(self, job: str, part: PartitionState, change: Change) -> None:
         event = change.event
@@ -300,7 +321,7 @@ class TraceSink:
         failed = change.partition_after == Status.FAILED
         if failed:  # Data-Juicer writes no op_failed: end the op that was running, in error
             for slot in part.ops.values():
-                if state.op_status(slot) == Status.IN_PROGRESS:
+                if state.ops.status[slot] == Status.IN_PROGRESS:  # raw: not yet ended
                     self._emit_running_op_failed(job, state, slot, end, part)
         start = part.start_time if part.start_time is not None else end
         attributes = self._base_attributes(job, state)
@@ -350,15 +371,29 @@ class TraceSink:
             error=part.error_message or "partition failed while the op ran",
         )
 
-    def _emit_job(self, job: str, state: JobState, ts: float | None, change: Change) -> None:
+    def _emit_pending(self, job: str | None = None) -> None:
+        for key in [job] if job is not None else list(self._pending_jobs):
+            pending = self._pending_jobs.pop(key, None)
+            if pending is not None:
+                self._emit_job(key, *pending)
+
+    def _emit_job(
+        self,
+        job: str,
+        state: JobState,
+        ts: float | None,
+        status: Status,
+        attempt: int | None = None,
+    ) -> None:
+        """The span of one run of the job (``attempt`` defaults to the current run)."""
         end = state.end_time if state.end_time is not None else ts
         if end is None:
             return
-        attempt = state.resume_count
+        attempt = state.resume_count if attempt is None else attempt
         start = self._run_start.pop(f"{job}\x1f{attempt}", None)
         if start is None:
             start = state.start_time if state.start_time is not None else end
-        failed = change.job_after == Status.FAILED
+        failed = status == Status.FAILED
         attributes = self._base_attributes(job, state)
         attributes.update(
             {
@@ -432,13 +467,23 @@ class TraceSink:
             processor.on_end(readable)
 
     def flush(self, timeout: float | None = None) -> None:
-        millis = int((timeout or 30.0) * 1000)
-        for processor in self.processors:
-            processor.force_flush(millis)
+        """Emit job spans still waiting for their end event; export, waiting up to ``timeout``."""
+        self._emit_pending()
+        limit = self.export_timeout if timeout is None else timeout
+        _bounded(lambda: [p.force_flush(int(limit * 1000)) for p in self.processors], limit)
 
     def close(self) -> None:
-        for processor in self.processors:
-            processor.shutdown()
+        """Flush and stop the exporters; bounded by the export timeout even if they hang."""
+        self._emit_pending()
+        _bounded(lambda: [p.shutdown() for p in self.processors], self.export_timeout + 1.0)
+
+
+def _bounded(work: Callable[[], object], timeout: float) -> bool:
+    """Run ``work`` on a daemon thread and wait at most ``timeout`` seconds for it."""
+    thread = threading.Thread(target=work, name="dj-observe-export-wait", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return not thread.is_alive()
 
 
 def trace_exporters(config: ObservabilityConfig, stats: HookStats) -> list[SpanExporter]:
