@@ -774,13 +774,16 @@ class JobState:
 
     def needs_plan(self) -> bool:
         """Whether a pipeline plan would tell more than the log: an op with no known
-        position, or a job still running (its ops may not all have been seen yet)."""
+        position, or a running job none of whose partitions completed yet (so its
+        ops may not all have been seen)."""
         if self.planned_ops:
             return False
         if any(
             self._positions.get(name, (-1, 0))[0] < _FROM_CHECKPOINT for name in self._op_names_seen
         ):
             return True
+        if any(part.status == Status.COMPLETED for part in self.partitions.values()):
+            return False  # a completed partition ran every op: the op count is known
         return self.job_status() not in _TERMINAL
 
     @property
