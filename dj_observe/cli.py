@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from dj_observe import __version__
+from dj_observe.config import ConfigError
 from dj_observe.jobs import JobUtils
 from dj_observe.snapshot import ProcessingSnapshotAnalyzer, write_json
 from dj_observe.tracker import JobDirectoryError
@@ -26,6 +27,7 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_EXPORT_FAILED = 3
+EXIT_JOB_FAILED = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -66,6 +68,21 @@ def _parser() -> argparse.ArgumentParser:
         default=2,
         metavar="N",
         help="processes used to fold a large log (default: 2)",
+    )
+
+    run = commands.add_parser(
+        "run",
+        help="run a job config on Ray, observed end to end (or resume one)",
+        description="Run a Data-Juicer-style job config on Ray: partitions, ops, checkpoints, "
+        "with the event log, metrics and traces on. With --job-id of an existing job, resume "
+        "it: completed partitions are skipped, the others continue after their last checkpoint.",
+    )
+    run.add_argument("config", help="the job's YAML config (e.g. configs/demo.yaml)")
+    run.add_argument("--job-id", help="resume this job (or name a new one)")
+    run.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="join an existing Ray cluster instead of starting a local one",
     )
 
     demo = commands.add_parser(
@@ -179,6 +196,39 @@ def _snapshot(args: argparse.Namespace, stdout: IO[str]) -> int:
     return EXIT_OK
 
 
+def _run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from dj_observe.runner.config import load_config
+    from dj_observe.runner.executor import run_job
+    from dj_observe.runner.progress import RunProgress
+    from dj_observe.snapshot_view import print_snapshot
+
+    config = load_config(args.config)
+    with RunProgress(stderr) as progress:
+        result = run_job(
+            config, job_id=args.job_id, ray_address=args.ray_address, on_progress=progress.update
+        )
+    print_snapshot(
+        ProcessingSnapshotAnalyzer(result.job_dir, workers=1).generate_snapshot(), stdout
+    )
+    job_dir = result.job_dir
+    print(
+        f"\nJob {result.job_id} {result.status}"
+        + (" (resumed)" if result.resumed else "")
+        + (f"; output: {result.export_path}" if result.export_path else ""),
+        file=stdout,
+    )
+    print(f"  events:   {job_dir / 'events.jsonl'}  (dj-observe snapshot {job_dir})", file=stdout)
+    print(f"  traces:   {job_dir / 'traces.otlp.jsonl'}", file=stdout)
+    print(f"  logs:     {job_dir / 'logs'}", file=stdout)
+    print(
+        f"  metrics:  dj-observe replay {job_dir}   (or dj-observe serve {job_dir.parent})",
+        file=stdout,
+    )
+    if result.status != "completed":
+        print(f"  resume:   dj-observe run {args.config} --job-id {result.job_id}", file=stdout)
+    return EXIT_OK if result.status == "completed" else EXIT_JOB_FAILED
+
+
 def _demo(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     from dj_observe.synthetic import JobSpec, write_job
 
@@ -289,6 +339,8 @@ def main(
     try:
         if args.command == "snapshot":
             return _snapshot(args, stdout)
+        if args.command == "run":
+            return _run(args, stdout, stderr)
         if args.command == "demo":
             return _demo(args, stdout, stderr)
         if args.command == "replay":
@@ -296,7 +348,7 @@ def main(
         if args.command == "serve":
             return _serve(args, stderr)
         return _jobs(args, stdout)
-    except (CliError, JobDirectoryError) as exc:
+    except (CliError, JobDirectoryError, ConfigError) as exc:
         print(f"dj-observe: error: {exc}", file=stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

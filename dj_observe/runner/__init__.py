@@ -1,0 +1,1 @@
+"""The job runner: config, dataset, ops, executor and resource-aware partitioning."""

@@ -1,0 +1,178 @@
+"""The reference executor on a real (shared, local) Ray runtime, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+from io import StringIO
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from dj_observe.cli import main
+from dj_observe.config import ConfigError
+from dj_observe.runner.config import load_config, parse_config
+from dj_observe.runner.executor import FAIL_ENV, run_job
+from dj_observe.snapshot import ProcessingSnapshotAnalyzer
+
+pytestmark = pytest.mark.timeout(240)
+
+OPS = [
+    {"clean_links_mapper": {}},
+    {"clean_email_mapper": {}},
+    {"text_length_filter": {"min_len": 20}},
+    {"document_deduplicator": {}},
+]
+
+
+@pytest.fixture(scope="session")
+def ray_runtime():
+    """One local Ray runtime for every test here (starting one costs seconds)."""
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def _config(tmp_path: Path, **overrides):
+    data = {
+        "project_name": "test",
+        "dataset_path": "demo://2000",
+        "export_path": str(tmp_path / "out" / "result.jsonl"),
+        "work_dir": str(tmp_path / "jobs"),
+        "partition": {"size": 500},
+        "process": OPS,
+        **overrides,
+    }
+    return parse_config(data)
+
+
+def _snapshot(job_dir: Path) -> dict:
+    analyzer = ProcessingSnapshotAnalyzer(job_dir, workers=1)
+    return analyzer.to_json_dict(analyzer.generate_snapshot())
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_config_rejects_an_unknown_key_by_name(tmp_path):
+    with pytest.raises(ConfigError, match=r"^partition\.sise: unknown key"):
+        _config(tmp_path, partition={"sise": 10})
+
+
+def test_config_rejects_a_wrong_type_by_name(tmp_path):
+    with pytest.raises(ConfigError, match=r"^np:"):
+        _config(tmp_path, np="two")
+
+
+def test_config_rejects_an_unknown_op_argument(tmp_path):
+    config = _config(tmp_path, process=[{"text_length_filter": {"min_length": 3}}])
+    with pytest.raises(ValueError, match="min_length"):
+        config.ops and __import__("dj_observe.runner.ops").runner.ops.build_op(*config.ops[0])
+
+
+def test_the_demo_config_loads():
+    config = load_config(Path(__file__).parent.parent / "configs" / "demo.yaml")
+    assert config.demo_rows == 40000
+    assert [name for name, _ in config.ops][-1] == "document_deduplicator"
+
+
+def test_run_cli_reports_a_bad_config_in_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset_path: demo://10\nexport_path: x.jsonl\nprocess: []\nnope: 1\n")
+    err = StringIO()
+    assert main(["run", str(bad)], stdout=StringIO(), stderr=err) == 2
+    assert err.getvalue().count("\n") == 1 and "nope: unknown key" in err.getvalue()
+
+
+def test_a_job_runs_end_to_end_and_its_snapshot_is_right(tmp_path, ray_runtime):
+    result = run_job(_config(tmp_path), job_id="job1")
+    assert result.status == "completed"
+    doc = _snapshot(result.job_dir)
+    assert doc["overall_status"] == "completed"
+    assert doc["progress_summary"]["total_partitions"] == 4
+    assert doc["progress_summary"]["completed_operations"] == 16
+    assert doc["checkpointing"]["checkpointed_operations_count"] == 16
+    op = doc["operation_progress"]["p0_op2_text_length_filter"]
+    assert op["input_rows"] == 500 and op["output_rows"] < 500
+    exported = _rows(result.export_path)
+    texts = [row["text"] for row in exported]
+    assert len(texts) == len(set(texts))  # the global dedup ran across partitions
+    assert all("https://" not in text and "@example.org" not in text for text in texts)
+    assert (result.job_dir / "job_summary.json").exists()
+    assert (result.job_dir / "traces.otlp.jsonl").stat().st_size > 0
+
+
+def test_rows_are_measured_where_the_op_ran(tmp_path, ray_runtime):
+    result = run_job(_config(tmp_path), job_id="rows")
+    doc = _snapshot(result.job_dir)
+    total_out = sum(
+        entry["output_rows"]
+        for key, entry in doc["operation_progress"].items()
+        if entry["operation_name"] == "document_deduplicator"
+    )
+    assert total_out == len(_rows(result.export_path))
+
+
+def test_a_failing_partition_is_reported_and_the_others_continue(
+    tmp_path, ray_runtime, monkeypatch
+):
+    monkeypatch.setenv(FAIL_ENV, "2:1")
+    config = _config(tmp_path, on_partition_failure="continue", retries=0)
+    result = run_job(config, job_id="fails")
+    assert result.status == "failed" and result.failed_partitions == [2]
+    doc = _snapshot(result.job_dir)
+    assert doc["overall_status"] == "failed"
+    assert doc["partition_progress"]["2"]["status"] == "failed"
+    assert "injected failure" in doc["partition_progress"]["2"]["error_message"]
+    assert doc["operation_progress"]["p2_op1_clean_email_mapper"]["status"] == "failed"
+    assert doc["progress_summary"]["completed_partitions"] == 3
+    assert result.export_path is not None and len(_rows(result.export_path)) > 0
+
+
+def test_a_retry_recovers_a_partition_from_its_checkpoint(tmp_path, ray_runtime, monkeypatch):
+    monkeypatch.setenv(FAIL_ENV, "1:2:1")  # fail once at op 2, then succeed
+    result = run_job(_config(tmp_path, retries=1), job_id="retry")
+    assert result.status == "completed"
+    doc = _snapshot(result.job_dir)
+    assert doc["partition_progress"]["1"]["status"] == "completed"
+    events = _rows(result.job_dir / "events.jsonl")
+    kinds = [event["event_type"] for event in events if event.get("partition_id") == 1]
+    assert "op_failed" in kinds and "partition_resume" in kinds
+
+
+def test_a_resumed_job_matches_an_uninterrupted_run(tmp_path, ray_runtime, monkeypatch):
+    reference = run_job(_config(tmp_path / "ref"), job_id="ref")
+    monkeypatch.setenv(FAIL_ENV, "3:2")
+    config = _config(tmp_path / "resumed", on_partition_failure="fail", retries=0)
+    first = run_job(config, job_id="resumed")
+    assert first.status == "failed"
+    monkeypatch.delenv(FAIL_ENV)
+    second = run_job(config, job_id="resumed")
+    assert second.status == "completed" and second.resumed
+    assert _rows(second.export_path) == _rows(reference.export_path)
+    doc = _snapshot(second.job_dir)
+    assert doc["overall_status"] == "completed"
+    assert doc["metadata"]["resumed_runs"] >= 1
+    assert doc["progress_summary"]["completed_partitions"] == 4
+
+
+def test_run_cli_prints_the_summary_and_where_things_are(tmp_path, ray_runtime):
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        "project_name: cli\n"
+        "dataset_path: demo://1000\n"
+        f"export_path: {tmp_path / 'result.parquet'}\n"
+        f"work_dir: {tmp_path / 'jobs'}\n"
+        "partition: {size: 250}\n"
+        "process:\n  - clean_links_mapper: {}\n  - text_length_filter: {min_len: 20}\n"
+    )
+    out, err = StringIO(), StringIO()
+    assert main(["run", str(config), "--job-id", "cli1"], stdout=out, stderr=err) == 0
+    text = out.getvalue()
+    assert "Job cli1 completed" in text and "traces.otlp.jsonl" in text
+    assert pq.read_table(tmp_path / "result.parquet").num_rows > 0
