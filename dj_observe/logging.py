@@ -99,8 +99,9 @@ def setup_logger(
 
     ``max_log_size_mb`` is the size at which each file rotates (loguru's ``"N MB"``,
     10**6 bytes), ``backup_count`` the number of rotated, gzipped files kept per log.
-    Records go to ``log.txt`` and the console from ``level`` up. ``events.log`` takes
-    every event record (:func:`event_logger`) whatever ``level`` is. With
+    Records go to ``log.txt`` and the console from ``level`` up (event records stay off
+    the console). ``events.log`` takes every event record (:func:`event_logger`)
+    whatever ``level`` is. With
     ``console=True`` loguru's default stderr handler is replaced by one at ``level``;
     handlers added by other code are left alone.
     """
@@ -129,7 +130,14 @@ def setup_logger(
         _active = None
         if console:
             _replace_default_console()
-            _handler_ids.append(logger.add(sys.stderr, level=min_level, format=_CONSOLE_FORMAT))
+            _handler_ids.append(
+                logger.add(
+                    sys.stderr,
+                    level=min_level,
+                    format=_CONSOLE_FORMAT,
+                    filter=lambda record: not _is_event(record),
+                )
+            )
         _handler_ids.append(
             logger.add(files.main, level=min_level, format=LOG_FORMAT, **file_options)
         )

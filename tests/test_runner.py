@@ -176,3 +176,26 @@ def test_run_cli_prints_the_summary_and_where_things_are(tmp_path, ray_runtime):
     text = out.getvalue()
     assert "Job cli1 completed" in text and "traces.otlp.jsonl" in text
     assert pq.read_table(tmp_path / "result.parquet").num_rows > 0
+
+
+def test_logs_follow_the_spec_layout(tmp_path, ray_runtime):
+    result = run_job(_config(tmp_path), job_id="logs")
+    logs = result.job_dir / "logs"
+    for name in ("log.txt", "log_DEBUG.txt", "log_WARNING.txt", "log_ERROR.txt", "events.log"):
+        assert (logs / name).exists(), name
+    lines = (logs / "events.log").read_text().splitlines()
+    events = _rows(result.job_dir / "events.jsonl")
+    assert len(lines) == len(events)
+    assert any("EVENT[op_complete]" in line and "PARTITION[0]" in line for line in lines)
+
+
+def test_auto_partitioning_records_its_choice(tmp_path, ray_runtime):
+    config = _config(tmp_path, partition={"mode": "auto", "max_size_mb": 1})
+    result = run_job(config, job_id="auto")
+    start = next(
+        e for e in _rows(result.job_dir / "events.jsonl") if e["event_type"] == "job_start"
+    )
+    plan = start["metadata"]["partitioning"]
+    assert plan["size"] >= 1 and "partition_size" in plan["reasoning"]
+    doc = _snapshot(result.job_dir)
+    assert doc["progress_summary"]["total_partitions"] == -(-2000 // plan["size"])

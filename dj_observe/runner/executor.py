@@ -27,12 +27,16 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+from loguru import logger
 
 from dj_observe.hook import ObservabilityHook
+from dj_observe.logging import close_logger, setup_logger
 from dj_observe.runner.config import JobConfig
 from dj_observe.runner.dataset import load_dataset, write_table
 from dj_observe.runner.ops import build_op
+from dj_observe.runner.resources import PartitionSizeOptimizer
 from dj_observe.runner.worker import SegmentResult, SegmentTask, checkpoint_path, run_segment
+from dj_observe.sinks.logline import EventLineSink
 from dj_observe.state import Status
 from dj_observe.tracker import JobTracker
 
@@ -226,8 +230,10 @@ def run_job(
     resuming = (job_dir / "events.jsonl").exists()
     job_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    hook = ObservabilityHook(config.observability_config(job_dir, job_id))
+    setup_logger(job_dir)
+    hook = ObservabilityHook(config.observability_config(job_dir, job_id), sinks=[EventLineSink()])
     progress = (lambda: on_progress(hook)) if on_progress else (lambda: None)
+    logger.info("job {} in {} ({})", job_id, job_dir, "resuming" if resuming else "new")
     try:
         if not ray.is_initialized():
             ray.init(
@@ -240,6 +246,7 @@ def run_job(
         return _run(config, job_id, job_dir, hook, resuming, started, progress)
     finally:
         hook.close()
+        close_logger()
 
 
 def _run(
@@ -253,7 +260,8 @@ def _run(
 ) -> JobResult:
     _backup_config(config, job_dir)
     previous = JobTracker(job_dir, workers=1).refresh().partitions if resuming else {}
-    partitions = _partition(config, job_dir, hook, resuming)
+    plan: dict[str, Any] = {}
+    partitions = _partition(config, job_dir, hook, resuming, plan)
     results_dir = job_dir / "results"
     done = {
         pid
@@ -271,7 +279,7 @@ def _run(
         else "disabled",
         "config_file": [config.source] if config.source else None,
         "is_resuming": resuming,
-        "partition_size": config.partition.size,
+        "partitioning": plan,
     }
     if resuming:
         hook.emit(
@@ -419,15 +427,39 @@ def _finish(
 
 
 def _partition(
-    config: JobConfig, job_dir: Path, hook: ObservabilityHook, resuming: bool
+    config: JobConfig,
+    job_dir: Path,
+    hook: ObservabilityHook,
+    resuming: bool,
+    plan: dict[str, Any],
 ) -> dict[int, str]:
-    """Cut the dataset into Parquet partitions (kept for resume); returns id -> path."""
+    """Cut the dataset into Parquet partitions (kept for resume); returns id -> path.
+
+    ``plan`` receives the chosen rows per partition and why (recorded in ``job_start``).
+    """
     directory = job_dir / "partitions"
     existing = sorted(directory.glob("partition_*.parquet")) if resuming else []
     if existing:
         return {int(path.stem.split("_")[1]): str(path) for path in existing}
     table = load_dataset(config.dataset_path, config.text_key)
     size = config.partition.size
+    if config.partition.mode == "auto" or config.resource_optimization.auto_configure:
+        advice = PartitionSizeOptimizer(max_size_mb=config.partition.max_size_mb)
+        recommendation = advice.get_partition_recommendations(table)
+        size = max(1, int(recommendation["recommended_partition_size"]))
+        plan.update(
+            size=size,
+            reasoning=recommendation["reasoning"],
+            recommended_worker_count=recommendation["recommended_worker_count"],
+            estimated_partition_mb=recommendation["estimated_partition_mb"],
+        )
+        logger.info(
+            "resource-aware partitioning: {} rows per partition ({})",
+            size,
+            "; ".join(f"{key}: {why}" for key, why in recommendation["reasoning"].items()),
+        )
+    else:
+        plan.update(size=size, reasoning={"partition_size": "manual: partition.size"})
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
     for pid, offset in enumerate(range(0, max(table.num_rows, 1), size)):

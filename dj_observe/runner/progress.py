@@ -34,6 +34,7 @@ class RunProgress:
         self.partitions = self.progress.add_task("partitions", total=None, detail="")
         self.ops = self.progress.add_task("op runs", total=None, detail="")
         self._last_line = 0.0
+        self._summary = ""
 
     def __enter__(self) -> RunProgress:
         if self.live:
@@ -43,6 +44,8 @@ class RunProgress:
     def __exit__(self, *exc_info: object) -> None:
         if self.live:
             self.progress.stop()
+        elif self._summary:
+            self.console.print(self._summary)
 
     def update(self, hook: ObservabilityHook) -> None:
         """Called after each event; cheap (counts are kept by the fold)."""
