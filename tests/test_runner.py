@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import signal
+import subprocess
+import sys
+import time
 from io import StringIO
 from pathlib import Path
 
@@ -104,6 +109,12 @@ def test_a_job_runs_end_to_end_and_its_snapshot_is_right(tmp_path, ray_runtime):
     assert len(texts) == len(set(texts))  # the global dedup ran across partitions
     assert all("https://" not in text and "@example.org" not in text for text in texts)
     assert (result.job_dir / "job_summary.json").exists()
+    plan = json.loads((result.job_dir / "dag_execution_plan.json").read_text())
+    assert [node["operation_name"] for node in plan["nodes"].values()] == [
+        next(iter(op)) for op in OPS
+    ]
+    assert plan["parallel_groups"][-1] == ["op_004_document_deduplicator"]
+    assert doc["metadata"]["dag_plan_loaded"] is True
     assert (result.job_dir / "traces.otlp.jsonl").stat().st_size > 0
 
 
@@ -199,3 +210,65 @@ def test_auto_partitioning_records_its_choice(tmp_path, ray_runtime):
     assert plan["size"] >= 1 and "partition_size" in plan["reasoning"]
     doc = _snapshot(result.job_dir)
     assert doc["progress_summary"]["total_partitions"] == -(-2000 // plan["size"])
+
+
+def test_partitions_run_on_both_nodes_of_a_two_node_cluster(tmp_path):
+    """A real 2-node Ray cluster on this machine, in its own process (hard timeout)."""
+    pytest.importorskip("ray")
+    script = Path(__file__).parent / "cluster_job.py"
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["status"] == "completed"
+    assert len(report["nodes"]) == 2
+    doc = _snapshot(Path(report["job_dir"]))
+    assert doc["metadata"]["events_analyzed"] == report["events"]
+    assert doc["progress_summary"]["completed_partitions"] == 16
+
+
+def test_a_job_killed_with_sigkill_resumes_to_the_same_output(tmp_path, ray_runtime):
+    """kill -9 the running job at a random point, resume it, compare with a clean run."""
+    reference = run_job(_config(tmp_path / "ref", dataset_path="demo://6000"), job_id="ref")
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        "dataset_path: demo://6000\n"
+        f"export_path: {tmp_path / 'killed' / 'result.jsonl'}\n"
+        f"work_dir: {tmp_path / 'killed' / 'jobs'}\n"
+        "partition: {size: 500}\nnp: 1\n"
+        "process:\n"
+        + "".join(f"  - {name}: {json.dumps(args)}\n" for op in OPS for name, args in op.items())
+    )
+    log = tmp_path / "killed" / "jobs" / "victim" / "events.jsonl"
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dj_observe.cli", "run", str(config), "--job-id", "victim"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    cut = random.Random(os.getpid()).randint(15, 60)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if log.exists() and sum(1 for _ in log.open("rb")) >= cut:
+            break
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    killed = _snapshot(log.parent)  # the killed job reads as unfinished, not as an error
+    assert killed["overall_status"] in ("in_progress", "not_started")
+    assert killed["progress_summary"]["completed_partitions"] < 12
+    resumed = run_job(load_config(config), job_id="victim")
+    assert resumed.status == "completed"
+    assert _rows(resumed.export_path) == _rows(reference.export_path)
+    doc = _snapshot(resumed.job_dir)
+    assert doc["overall_status"] == "completed"
+    assert doc["progress_summary"]["completed_partitions"] == 12

@@ -140,7 +140,10 @@ class _Driver:
         """Run one segment on every partition in ``sources``; retries failed partitions."""
         import ray
 
-        remote = ray.remote(num_returns="streaming", max_retries=0)(run_segment)
+        # SPREAD: partitions go to every node of a cluster, not the driver's first.
+        remote = ray.remote(num_returns="streaming", max_retries=0, scheduling_strategy="SPREAD")(
+            run_segment
+        )
         results: dict[int, SegmentResult] = {}
         stage = self.job_dir / "stages" / f"segment_{number}"
         pending: dict[Any, int] = {}
@@ -290,6 +293,7 @@ def _run(
         )
     else:
         hook.job_start(message=f"Job {job_id} started", metadata=meta)
+    _write_plan(config, job_dir, hook, len(partitions))
     _write_summary(config, job_dir, job_id, "running", started)
     driver = _Driver(config, job_id, hook, job_dir, progress)
     segments = _segments(config.ops)
@@ -476,6 +480,74 @@ def _partition(
             message=f"Created partition {pid} with {piece.num_rows} rows",
         )
     return paths
+
+
+def _write_plan(config: JobConfig, job_dir: Path, hook: ObservabilityHook, partitions: int) -> None:
+    """``dag_execution_plan.json``: the ops as nodes, their edges, the order and the groups."""
+    hook.emit(
+        "dag_build_start",
+        message="DAG build started from the pipeline",
+        metadata={"ast_node_count": len(config.ops)},
+    )
+    nodes: dict[str, dict[str, Any]] = {}
+    edges: list[dict[str, Any]] = []
+    groups: list[list[str]] = []
+    previous = None
+    for index, (name, args) in enumerate(config.ops):
+        node_id = f"op_{index + 1:03d}_{name}"
+        is_global = _is_global(name)
+        nodes[node_id] = {
+            "node_id": node_id,
+            "operation_name": name,
+            "op_name": name,
+            "node_type": "global_operation" if is_global else "partition_operation",
+            "config": args,
+            "dependencies": [previous] if previous else [],
+            "execution_order": index + 1,
+            "partitions": partitions,
+        }
+        if previous:
+            edges.append(
+                {
+                    "source_id": previous,
+                    "target_id": node_id,
+                    "edge_type": "convergence" if is_global else "sequential",
+                }
+            )
+        if is_global or not groups:
+            groups.append([])
+        groups[-1].append(node_id)
+        previous = node_id
+    plan = {
+        "nodes": nodes,
+        "edges": edges,
+        "execution_plan": list(nodes),
+        "parallel_groups": groups,
+        "metadata": {
+            "created_at": time.time(),
+            "total_nodes": len(nodes),
+            "total_edges": len(edges),
+            "parallel_groups_count": len(groups),
+        },
+    }
+    path = job_dir / "dag_execution_plan.json"
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(msgspec.json.format(msgspec.json.encode(plan), indent=2))
+    temporary.replace(path)
+    hook.emit(
+        "dag_build_complete",
+        message=f"DAG build completed: {len(nodes)} nodes, {len(edges)} edges",
+        metadata={
+            "dag_node_count": len(nodes),
+            "dag_edge_count": len(edges),
+            "parallel_groups_count": len(groups),
+        },
+    )
+    hook.emit(
+        "dag_execution_plan_saved",
+        message=f"DAG execution plan saved to {path}",
+        metadata={"plan_path": str(path), "node_count": len(nodes)},
+    )
 
 
 def _backup_config(config: JobConfig, job_dir: Path) -> None:

@@ -82,14 +82,26 @@ def _write(table: pa.Table, path: Path) -> None:
 
 
 def _event(event_type: str, task: SegmentTask, **fields: Any) -> dict[str, Any]:
+    metadata = {"node_id": _node_id(), **fields.pop("metadata", {})}
     return {
         "event_type": event_type,
         "timestamp": time.time(),
         "partition_id": task.partition_id,
         "process_id": os.getpid(),
         "thread_id": threading.get_ident(),
+        "metadata": metadata,
         **fields,
     }
+
+
+def _node_id() -> str | None:
+    """The Ray node this task runs on (``None`` outside Ray)."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    except Exception:
+        return None
 
 
 def run_segment(task: SegmentTask) -> Iterator[dict[str, Any] | SegmentResult]:

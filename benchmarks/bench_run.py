@@ -1,0 +1,150 @@
+"""The demo job's wall time with all observability on vs off, rows/s, and event delivery.
+
+Usage::
+
+    python benchmarks/bench_run.py [--rows 40000] [--repeat 3] [--output benchmarks/RESULTS.md]
+
+Each run is a fresh process running ``configs/demo.yaml`` (with ``--rows`` generated
+rows) through :func:`dj_observe.runner.executor.run_job` on a local Ray runtime of
+``np`` workers.  *On*: the event log, metrics (served) and spans (OTLP-JSON file).
+*Off*: no event log, no metrics, no spans.  Ray start-up is not counted: the
+runtime is started before the clock.  Delivery latency is the time from an
+event's timestamp in the worker to the driver handing it to the hook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from report import RESULTS, machine_info, write_section  # noqa: E402 - sibling module
+
+TARGET_OVERHEAD = 0.03
+
+
+def _child(mode: str, rows: int) -> dict[str, float]:
+    import ray
+    import yaml
+
+    from dj_observe.runner import executor
+    from dj_observe.runner.config import parse_config
+
+    data = yaml.safe_load((HERE.parent / "configs" / "demo.yaml").read_text())
+    with tempfile.TemporaryDirectory(prefix="dj-bench-run-") as scratch:
+        data.update(
+            dataset_path=f"demo://{rows}",
+            work_dir=f"{scratch}/jobs",
+            export_path=f"{scratch}/result.jsonl",
+        )
+        if mode == "off":
+            data["event_logging"] = {"enabled": False}
+            data["observability"] = {"metrics": {"enabled": False}, "tracing": {"enabled": False}}
+        config = parse_config(data)
+        ray.init(
+            num_cpus=config.np,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+        latencies: list[float] = []
+        emit = executor._Driver._emit
+
+        def timed(self: executor._Driver, fields: dict) -> None:
+            latencies.append(time.time() - fields["timestamp"])
+            emit(self, fields)
+
+        executor._Driver._emit = timed  # type: ignore[method-assign]
+        start = time.perf_counter()
+        result = executor.run_job(config, job_id="bench")
+        wall = time.perf_counter() - start
+        ray.shutdown()
+        assert result.status == "completed", result
+    latencies.sort()
+    return {
+        "wall_s": wall,
+        "rows_per_s": rows / wall,
+        "events": len(latencies),
+        "latency_p50_ms": statistics.median(latencies) * 1e3 if latencies else 0.0,
+        "latency_p95_ms": latencies[int(0.95 * (len(latencies) - 1))] * 1e3 if latencies else 0.0,
+    }
+
+
+def _spawn(mode: str, rows: int) -> dict[str, float]:
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+    out = subprocess.run(
+        [sys.executable, __file__, "_child", mode, str(rows)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    ).stdout
+    line = next(line for line in out.splitlines() if line.startswith("BENCH_RESULT "))
+    return json.loads(line.removeprefix("BENCH_RESULT "))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_child":
+        print("BENCH_RESULT " + json.dumps(_child(argv[1], int(argv[2]))))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=40_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    runs: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
+    for _ in range(args.repeat):
+        for mode in ("off", "on"):
+            row = _spawn(mode, args.rows)
+            runs[mode].append(row)
+            print(f"{mode:3s} {row}", file=sys.stderr)
+    best = {mode: min(rows, key=lambda row: row["wall_s"]) for mode, rows in runs.items()}
+    overhead = best["on"]["wall_s"] / best["off"]["wall_s"] - 1
+    verdict = "met" if overhead <= TARGET_OVERHEAD else "**not met**"
+    command = shlex.join(["python", "benchmarks/bench_run.py", *argv])
+    lines = [
+        "## Run: the demo job with observability on and off (bench_run.py)",
+        "",
+        f"Date: {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC. Command: "
+        f"`{command}`. `configs/demo.yaml` with {args.rows:,} generated rows, best of "
+        f"{args.repeat} runs per mode, each a fresh process; Ray start-up not counted.",
+        "",
+        "### Machine",
+        "",
+        *(f"- {key}: {value}" for key, value in machine_info().items()),
+        "",
+        "| mode | wall s | rows/s | events | delivery p50 ms | delivery p95 ms |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for mode in ("off", "on"):
+        row = best[mode]
+        lines.append(
+            f"| {mode} | {row['wall_s']:.2f} | {row['rows_per_s']:,.0f} | "
+            f"{row['events']:,} | {row['latency_p50_ms']:.2f} | "
+            f"{row['latency_p95_ms']:.2f} |"
+        )
+    lines += [
+        "",
+        f"Overhead of all observability: {overhead:+.1%} (target: at most "
+        f"{TARGET_OVERHEAD:.0%}): {verdict}. *Delivery* is the time from an event's "
+        "timestamp in the worker to the driver handing it to the hook.",
+    ]
+    print("\n".join(lines))
+    write_section(args.output, "run", lines)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
