@@ -227,8 +227,8 @@ def test_partitions_run_on_both_nodes_of_a_two_node_cluster(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report["status"] == "completed"
-    assert len(report["nodes"]) == 2
+    assert report["status"] == "completed", report
+    assert len(report["nodes"]) == 2, report
     doc = _snapshot(Path(report["job_dir"]))
     assert doc["metadata"]["events_analyzed"] == report["events"]
     assert doc["progress_summary"]["completed_partitions"] == 16
