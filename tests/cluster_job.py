@@ -14,11 +14,33 @@ from dj_observe.runner.config import parse_config
 from dj_observe.runner.executor import run_job
 
 
+def _warm_up(address: str) -> None:
+    """Start a worker on every node first, so a short job is not done before one is up."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    ray.init(address=address, log_to_driver=False)
+
+    @ray.remote(num_cpus=1)
+    def where() -> str:
+        return ray.get_runtime_context().get_node_id()
+
+    pinned = [
+        where.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        )
+        for node in ray.nodes()
+        if node["Alive"]
+    ]
+    ray.get([task.remote() for task in pinned], timeout=60)
+
+
 def main(work: str) -> None:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     try:
+        _warm_up(cluster.address)
         config = parse_config(
             {
                 "dataset_path": "demo://4000",
