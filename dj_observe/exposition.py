@@ -37,7 +37,7 @@ class MetricsEndpoint:
     exemplars, gzip); the server loop polls often so that :meth:`close` is quick.
     """
 
-    POLL_INTERVAL = 0.05
+    POLL_INTERVAL = 0.01
 
     def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
         self.server = make_server(
