@@ -21,6 +21,7 @@ import msgspec
 
 __all__ = [
     "FAST_DECODER",
+    "FIELD_ORDER",
     "AnyEvent",
     "Event",
     "EventType",
@@ -158,6 +159,9 @@ class FoldEvent(msgspec.Struct, kw_only=True, gc=False):
 
 AnyEvent = Event | FoldEvent
 """What the fold accepts: a full event, or the bulk reader's lean one."""
+
+FIELD_ORDER: tuple[str, ...] = tuple(name for name in Event.__struct_fields__ if name != "extra")
+"""Data-Juicer's key order for a log line (its ``Event`` dataclass's field order)."""
 
 FAST_DECODER = msgspec.json.Decoder(FoldEvent)
 """Strict decoder for blocks of well-typed lines (``decode_lines``); raises on any bad line."""

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from dj_observe.config import ObservabilityConfig
 from dj_observe.dispatch import Dispatcher, HookStats, JobFeed, QueuedDelivery, Sink
-from dj_observe.events import Event, EventType, event_from_dict
+from dj_observe.events import FIELD_ORDER, Event, EventType, event_from_dict
 from dj_observe.exposition import MetricsEndpoint, PushgatewaySink
 from dj_observe.redact import Redactor
 from dj_observe.sinks.eventlog import EventLogWriter
@@ -35,29 +35,6 @@ from dj_observe.sinks.metrics import MetricsSink
 
 __all__ = ["ObservabilityHook"]
 
-_ORDER = (
-    "event_type",
-    "timestamp",
-    "message",
-    "event_id",
-    "job_id",
-    "partition_id",
-    "operation_name",
-    "operation_idx",
-    "status",
-    "duration",
-    "error_message",
-    "stack_trace",
-    "retry_count",
-    "checkpoint_path",
-    "op_args",
-    "input_rows",
-    "output_rows",
-    "output_path",
-    "partition_meta",
-    "config",
-    "metadata",
-)
 _ENCODER = msgspec.json.Encoder(enc_hook=str)
 CLOSE_TIMEOUT = 30.0
 """Seconds ``close()`` waits for pending events to reach the sinks."""
@@ -220,7 +197,7 @@ class ObservabilityHook:
         data.setdefault("process_id", os.getpid())
         data.setdefault("thread_id", threading.get_ident())
         data = {key: value for key, value in data.items() if value is not None}
-        ordered = {key: data.pop(key) for key in _ORDER if key in data}
+        ordered = {key: data.pop(key) for key in FIELD_ORDER if key in data}
         ordered.update(data)
         return self.redact(ordered)
 

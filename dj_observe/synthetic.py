@@ -26,6 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from dj_observe.events import FIELD_ORDER
+
 __all__ = ["DEFAULT_OPS", "JobSpec", "events_for", "write_job"]
 
 DEFAULT_OPS = (
@@ -79,39 +81,6 @@ class _Clock:
 class _Writer:
     """Builds events in Data-Juicer's key order and line format."""
 
-    ORDER = (
-        "event_type",
-        "timestamp",
-        "message",
-        "event_id",
-        "job_id",
-        "partition_id",
-        "operation_name",
-        "operation_idx",
-        "status",
-        "duration",
-        "error_message",
-        "stack_trace",
-        "retry_count",
-        "checkpoint_path",
-        "op_args",
-        "input_rows",
-        "output_rows",
-        "output_path",
-        "partition_meta",
-        "config",
-        "metadata",
-        "total_partitions",
-        "successful_partitions",
-        "failed_partitions",
-        "job_duration",
-        "completion_time",
-        "failure_time",
-        "error_type",
-        "process_id",
-        "thread_id",
-    )
-
     def __init__(self, spec: JobSpec, clock: _Clock) -> None:
         self.spec = spec
         self.clock = clock
@@ -129,7 +98,7 @@ class _Writer:
             process_id=self.spec.pid,
             thread_id=140209876543232 + thread,
         )
-        ordered = {key: fields[key] for key in self.ORDER if fields.get(key) is not None}
+        ordered = {key: fields[key] for key in FIELD_ORDER if fields.get(key) is not None}
         return _ENCODE(ordered) + "\n"
 
 

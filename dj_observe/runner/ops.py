@@ -24,6 +24,7 @@ import string
 import sys
 import types
 import typing
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from functools import cache
 from typing import Any, ClassVar, TypeVar
@@ -196,7 +197,7 @@ def _type_name(hint: Any) -> str:
     )
 
 
-class Op:
+class Op(ABC):
     """An operator on a table whose text column is ``text_key``.
 
     Arguments are the annotated class attributes of the subclass (their values are the
@@ -221,9 +222,9 @@ class Op:
                 )
             setattr(self, key, value)
 
+    @abstractmethod
     def process(self, table: pa.Table) -> pa.Table:
         """The table after this op."""
-        raise NotImplementedError
 
     def _texts(self, table: pa.Table) -> pa.ChunkedArray:
         if self.text_key not in table.column_names:
@@ -237,9 +238,9 @@ class Mapper(Op):
 
     kind = "mapper"
 
+    @abstractmethod
     def map_texts(self, texts: pa.ChunkedArray) -> pa.ChunkedArray:
         """The new texts; nulls stay null."""
-        raise NotImplementedError
 
     def process(self, table: pa.Table) -> pa.Table:
         texts = self.map_texts(self._texts(table))
@@ -251,9 +252,9 @@ class Filter(Op):
 
     kind = "filter"
 
+    @abstractmethod
     def keep_mask(self, texts: pa.ChunkedArray) -> pa.ChunkedArray:
         """True for the rows to keep (null counts as False)."""
-        raise NotImplementedError
 
     def process(self, table: pa.Table) -> pa.Table:
         return table.filter(pc.fill_null(self.keep_mask(self._texts(table)), False))
