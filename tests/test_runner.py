@@ -272,3 +272,10 @@ def test_a_job_killed_with_sigkill_resumes_to_the_same_output(tmp_path, ray_runt
     doc = _snapshot(resumed.job_dir)
     assert doc["overall_status"] == "completed"
     assert doc["progress_summary"]["completed_partitions"] == 12
+
+
+def test_a_replayed_run_carries_the_project_as_its_pipeline(tmp_path, ray_runtime):
+    result = run_job(_config(tmp_path), job_id="labels")
+    out = StringIO()
+    assert main(["replay", str(result.job_dir)], stdout=out, stderr=StringIO()) == 0
+    assert 'dj_job_status{job_id="labels",pipeline="test",state="completed"} 1.0' in out.getvalue()

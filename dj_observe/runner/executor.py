@@ -263,8 +263,8 @@ def _run(
 ) -> JobResult:
     _backup_config(config, job_dir)
     previous = JobTracker(job_dir, workers=1).refresh().partitions if resuming else {}
-    plan: dict[str, Any] = {}
-    partitions = _partition(config, job_dir, hook, resuming, plan)
+    table, size, plan, partitions = _plan_partitions(config, job_dir, resuming)
+    count = len(partitions) if table is None else max(1, -(-table.num_rows // size))
     results_dir = job_dir / "results"
     done = {
         pid
@@ -274,7 +274,7 @@ def _run(
     }
     meta = {
         "operations": [name for name, _ in config.ops],
-        "num_partitions": len(partitions),
+        "num_partitions": count,
         "project_name": config.project_name,
         "executor_type": "ray_partitioned",
         "checkpoint_strategy": config.checkpoint.strategy
@@ -287,13 +287,15 @@ def _run(
     if resuming:
         hook.emit(
             "job_restart",
-            message=f"Job {job_id} resumed: {len(done)} of "
-            f"{len(partitions)} partitions already completed",
+            message=f"Job {job_id} resumed: {len(done)} of {count} partitions already completed",
             metadata=meta,
         )
     else:
         hook.job_start(message=f"Job {job_id} started", metadata=meta)
-    _write_plan(config, job_dir, hook, len(partitions))
+    _write_plan(config, job_dir, hook, count)
+    if table is not None:
+        partitions = _write_partitions(table, size, job_dir, hook)
+        del table
     _write_summary(config, job_dir, job_id, "running", started)
     driver = _Driver(config, job_id, hook, job_dir, progress)
     segments = _segments(config.ops)
@@ -430,40 +432,51 @@ def _finish(
     return JobResult(job_id, job_dir, status, export, len(partitions), failed, resuming, duration)
 
 
-def _partition(
-    config: JobConfig,
-    job_dir: Path,
-    hook: ObservabilityHook,
-    resuming: bool,
-    plan: dict[str, Any],
-) -> dict[int, str]:
-    """Cut the dataset into Parquet partitions (kept for resume); returns id -> path.
+def _plan_partitions(
+    config: JobConfig, job_dir: Path, resuming: bool
+) -> tuple[pa.Table | None, int, dict[str, Any], dict[int, str]]:
+    """How to cut the dataset: ``(table, rows per partition, why, existing partitions)``.
 
-    ``plan`` receives the chosen rows per partition and why (recorded in ``job_start``).
+    A resumed job keeps the partitions it already wrote (``table`` is then ``None``).
     """
     directory = job_dir / "partitions"
     existing = sorted(directory.glob("partition_*.parquet")) if resuming else []
     if existing:
-        return {int(path.stem.split("_")[1]): str(path) for path in existing}
+        paths = {int(path.stem.split("_")[1]): str(path) for path in existing}
+        return (
+            None,
+            0,
+            {"reasoning": {"partition_size": "resumed: the partitions written by the first run"}},
+            paths,
+        )
     table = load_dataset(config.dataset_path, config.text_key)
     size = config.partition.size
+    plan: dict[str, Any]
     if config.partition.mode == "auto" or config.resource_optimization.auto_configure:
         advice = PartitionSizeOptimizer(max_size_mb=config.partition.max_size_mb)
         recommendation = advice.get_partition_recommendations(table)
         size = max(1, int(recommendation["recommended_partition_size"]))
-        plan.update(
-            size=size,
-            reasoning=recommendation["reasoning"],
-            recommended_worker_count=recommendation["recommended_worker_count"],
-            estimated_partition_mb=recommendation["estimated_partition_mb"],
-        )
+        plan = {
+            "size": size,
+            "reasoning": recommendation["reasoning"],
+            "recommended_worker_count": recommendation["recommended_worker_count"],
+            "estimated_partition_mb": recommendation["estimated_partition_mb"],
+        }
         logger.info(
             "resource-aware partitioning: {} rows per partition ({})",
             size,
             "; ".join(f"{key}: {why}" for key, why in recommendation["reasoning"].items()),
         )
     else:
-        plan.update(size=size, reasoning={"partition_size": "manual: partition.size"})
+        plan = {"size": size, "reasoning": {"partition_size": "manual: partition.size"}}
+    return table, size, plan, {}
+
+
+def _write_partitions(
+    table: pa.Table, size: int, job_dir: Path, hook: ObservabilityHook
+) -> dict[int, str]:
+    """Cut ``table`` into Parquet partitions (kept for resume); returns id -> path."""
+    directory = job_dir / "partitions"
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
     for pid, offset in enumerate(range(0, max(table.num_rows, 1), size)):

@@ -1,0 +1,15 @@
+# The demo job of the docker-compose stack (docker-compose.yml runs it, then serves its metrics).
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY dj_observe ./dj_observe
+RUN pip install .
+COPY configs ./configs
+
+EXPOSE 9464 9465
+CMD ["dj-observe", "--help"]
