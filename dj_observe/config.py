@@ -50,6 +50,9 @@ class MetricsConfig:
     port: int | None = None
     pushgateway: str | None = None
     push_interval: float = 15.0
+    linger: float = 0.0
+    """Seconds the endpoint keeps serving after the hook closes, so that a scraper sees
+    a short job's final values."""
 
 
 @dataclass
@@ -157,6 +160,8 @@ class ObservabilityConfig:
         port = self.metrics.port
         if port is not None and not 0 <= port <= 65535:
             raise ConfigError(f"observability.metrics.port: {port} is not a TCP port")
+        if self.metrics.linger < 0:
+            raise ConfigError("observability.metrics.linger: must not be negative")
         if self.metrics.push_interval <= 0:
             raise ConfigError("observability.metrics.push_interval: must be positive")
         bad = [name for name in self.tracing.exporter if name not in TRACE_EXPORTERS]

@@ -373,6 +373,8 @@ class ObservabilityHook:
             except OSError as exc:
                 self.stats.sink_failed(self.event_log.name, exc)
         if self.endpoint is not None:
+            if self.config.metrics.linger > 0:
+                time.sleep(self.config.metrics.linger)  # let a scraper see the final values
             self.endpoint.close()
 
     def __enter__(self) -> ObservabilityHook:

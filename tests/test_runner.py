@@ -31,17 +31,6 @@ OPS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def ray_runtime():
-    """One local Ray runtime for every test here (starting one costs seconds)."""
-    ray = pytest.importorskip("ray")
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
 def _config(tmp_path: Path, **overrides):
     data = {
         "project_name": "test",
