@@ -109,18 +109,20 @@ def fold_in_parallel(reader: EventLogReader, state: JobState, workers: int, min_
     """Fold the reader's logs into ``state`` on ``workers`` processes, if worth it.
 
     Returns ``False`` (and does nothing) when the logs are smaller than
-    ``min_bytes``, a single core is available, or forking is unsafe here; the
-    caller then folds sequentially.  On success the reader's offsets point just
+    ``min_bytes`` or a single core is available; the caller then folds
+    sequentially.  On success the reader's offsets point just
     after the last complete line of each file.
     """
     workers = min(workers, os.cpu_count() or 1)
     files = find_event_logs(reader.job_dir)
-    if workers < 2 or not fork_is_safe():
+    if workers < 2:
         return False
     if sum(path.stat().st_size for path in files) < min_bytes:
         return False
     groups = split_ranges(files, workers)
-    context = multiprocessing.get_context("fork")
+    # Fork is cheapest; with other threads running (a Ray driver, a server) a forked child
+    # could inherit a held lock, so start fresh interpreters instead.
+    context = multiprocessing.get_context("fork" if fork_is_safe() else "spawn")
     with ProcessPoolExecutor(max_workers=len(groups) - 1, mp_context=context) as pool:
         futures = [pool.submit(_fold_ranges, ranges) for ranges in groups[1:]]
         _, first_stats = _fold_ranges(groups[0], state)
