@@ -1,7 +1,8 @@
 """The Prometheus assets in ``prometheus/``: conventions, promtool, and a real Prometheus.
 
-The live tests start ``dj-observe serve``'s exporter on a synthetic job with a failed partition
-(its events appended while Prometheus scrapes every second), a real ``prometheus`` on loopback
+The live tests run two real jobs with the reference executor on Ray (one completes, one has a
+failed partition), serve them with ``dj-observe serve``'s exporter (the failed job's events
+appended while Prometheus scrapes every second), start a real ``prometheus`` on loopback
 loading the repository's rule files, and then query recording rules, alerts and every Grafana
 panel's query through the HTTP API.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import socket
@@ -27,8 +29,10 @@ from typing import Any
 import pytest
 import yaml
 
+from dj_observe.runner.config import parse_config
+from dj_observe.runner.executor import FAIL_ENV, run_job
 from dj_observe.serve import JobsExporter
-from dj_observe.synthetic import DEFAULT_OPS, JobSpec, write_job
+from dj_observe.synthetic import DEFAULT_OPS
 
 REPO = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = REPO / "prometheus"
@@ -58,8 +62,8 @@ WAIT = 60.0
 """Upper bound of every wait on a process or endpoint."""
 POLL = 0.25
 
-FAILED_JOB = "20250809_040053_a001de"
-COMPLETED_JOB = "20250809_050000_b002ef"
+FAILED_JOB = "live_failed"
+COMPLETED_JOB = "live_completed"
 PIPELINE = "demo"
 FAILED_PARTITION, FAILED_OP_INDEX = 2, 3
 
@@ -169,37 +173,48 @@ def http_get(url: str) -> bytes:
         return response.read()
 
 
-def job_lines(staging: Path, spec: JobSpec) -> tuple[Path, list[bytes]]:
-    """A synthetic job written to ``staging``, its event lines with the pipeline ``demo`` set."""
-    source = write_job(staging, spec)
-    lines = (source / "events.jsonl").read_bytes().splitlines(keepends=True)
-    first = json.loads(lines[0])
-    assert first["event_type"] == "job_start"
-    first["metadata"]["pipeline"] = PIPELINE
-    return source, [json.dumps(first).encode() + b"\n", *lines[1:]]
+def run_real_job(staging: Path, job_id: str, rows: int, fail: str | None = None) -> Path:
+    """A job run by the reference executor on Ray (``fail``: ``DJ_OBSERVE_FAIL``)."""
+    config = parse_config(
+        {
+            "project_name": PIPELINE,
+            "dataset_path": f"demo://{rows}",
+            "partition": {"size": 500},
+            "export_path": str(staging / job_id / "result.jsonl"),
+            "work_dir": str(staging),
+            "on_partition_failure": "continue",
+            "process": [
+                {name: {"min_len": 5} if name == "text_length_filter" else {}}
+                for name in DEFAULT_OPS
+            ],
+        }
+    )
+    previous = os.environ.pop(FAIL_ENV, None)
+    if fail:
+        os.environ[FAIL_ENV] = fail
+    try:
+        return run_job(config, job_id=job_id).job_dir
+    finally:
+        os.environ.pop(FAIL_ENV, None)
+        if previous is not None:
+            os.environ[FAIL_ENV] = previous
 
 
 def write_jobs(root: Path, staging: Path) -> tuple[Path, list[bytes]]:
     """A completed job, and a job with a failed partition whose events are still to come.
 
-    Returns the failed job's directory, holding only its first event, and the rest of its
-    event lines in the order they are to be appended. Both jobs started a minute ago (recent
-    enough for the exporter, which drops ended jobs a day after their last event).
+    Both are real runs of the reference executor (``dj-observe run``) on Ray. Returns the
+    failed job's directory under ``root``, holding only its first event, and the rest of
+    its event lines in the order they are to be appended, as if it were running.
     """
-    now = time.time() - 60
-    completed = JobSpec(job_id=COMPLETED_JOB, partitions=4, summary=False, seed=1, start_time=now)
-    source, lines = job_lines(staging, completed)
-    (shutil.copytree(source, root / COMPLETED_JOB) / "events.jsonl").write_bytes(b"".join(lines))
-
-    failed = JobSpec(
-        job_id=FAILED_JOB,
-        partitions=6,
-        failed_partitions={FAILED_PARTITION: FAILED_OP_INDEX},
-        summary=False,
-        start_time=now,
+    completed = run_real_job(staging, COMPLETED_JOB, rows=2000)
+    shutil.copytree(completed, root / COMPLETED_JOB)
+    failed = run_real_job(
+        staging, FAILED_JOB, rows=3000, fail=f"{FAILED_PARTITION}:{FAILED_OP_INDEX}"
     )
-    source, lines = job_lines(staging, failed)
-    job_dir = shutil.copytree(source, root / FAILED_JOB)
+    lines = (failed / "events.jsonl").read_bytes().splitlines(keepends=True)
+    assert json.loads(lines[0])["event_type"] == "job_start"
+    job_dir = shutil.copytree(failed, root / FAILED_JOB)
     (job_dir / "events.jsonl").write_bytes(lines[0])
     return job_dir, lines[1:]
 
@@ -240,7 +255,7 @@ class LivePrometheus:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePrometheus]:
+def live(tmp_path_factory: pytest.TempPathFactory, ray_runtime: Any) -> Iterator[LivePrometheus]:
     if PROMETHEUS is None or PROMTOOL is None:
         pytest.skip("prometheus/promtool not installed (Debian package prometheus)")
     tmp = tmp_path_factory.mktemp("live-prometheus")
@@ -358,12 +373,12 @@ def test_live_partition_failed_alert_fires(live: LivePrometheus) -> None:
     labels, annotations = alerts[0]["labels"], alerts[0]["annotations"]
     assert labels["partition"] == str(FAILED_PARTITION)
     assert labels["op"] == DEFAULT_OPS[FAILED_OP_INDEX]
-    assert labels["error_type"] == "ValueError"
+    assert labels["error_type"] == "RuntimeError"
     assert labels["severity"] == "critical"
     assert labels["pipeline"] == PIPELINE
     assert annotations["description"] == (
         f'Job {FAILED_JOB} (pipeline "{PIPELINE}"): partition {FAILED_PARTITION} failed in op '
-        f"{DEFAULT_OPS[FAILED_OP_INDEX]} with ValueError."
+        f"{DEFAULT_OPS[FAILED_OP_INDEX]} with RuntimeError."
     )
     assert annotations["runbook_url"] == f"{README_URL}#runbook-djpartitionfailed"
 
