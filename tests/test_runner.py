@@ -64,9 +64,18 @@ def test_config_rejects_a_wrong_type_by_name(tmp_path):
 
 
 def test_config_rejects_an_unknown_op_argument(tmp_path):
-    config = _config(tmp_path, process=[{"text_length_filter": {"min_length": 3}}])
-    with pytest.raises(ValueError, match="min_length"):
-        config.ops and __import__("dj_observe.runner.ops").runner.ops.build_op(*config.ops[0])
+    with pytest.raises(ConfigError, match=r"^process\[0\]: text_length_filter: .*min_length"):
+        _config(tmp_path, process=[{"text_length_filter": {"min_length": 3}}])
+
+
+def test_config_rejects_an_unknown_op(tmp_path):
+    with pytest.raises(ConfigError, match=r"^process\[1\]: unknown op 'nope'"):
+        _config(tmp_path, process=[{"clean_links_mapper": {}}, {"nope": {}}])
+
+
+def test_config_rejects_a_missing_dataset(tmp_path):
+    with pytest.raises(ConfigError, match=r"^dataset_path: .* does not exist"):
+        _config(tmp_path, dataset_path=str(tmp_path / "missing.jsonl"))
 
 
 def test_the_demo_config_loads():

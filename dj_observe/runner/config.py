@@ -16,6 +16,7 @@ import msgspec
 import yaml
 
 from dj_observe.config import ConfigError, ObservabilityConfig
+from dj_observe.runner.ops import OpConfigError, build_op
 
 __all__ = [
     "CheckpointConfig",
@@ -138,8 +139,17 @@ def parse_config(data: Any, source: str | None = None) -> JobConfig:
             key = f"{path}.{missing.group(1)}" if path else missing.group(1)
             raise ConfigError(f"{key}: required") from None
         raise ConfigError(f"{path or 'config'}: {text[0].lower()}{text[1:]}") from None
-    if config.demo_rows is None and not config.dataset_path:
-        raise ConfigError("dataset_path: required")
+    if config.dataset_path.startswith(DEMO_SCHEME):
+        rows = config.dataset_path[len(DEMO_SCHEME):]
+        if not rows.isdigit() or int(rows) < 1:
+            raise ConfigError(f"dataset_path: {DEMO_SCHEME}ROWS needs a positive row count")
+    elif not Path(config.dataset_path).is_file():
+        raise ConfigError(f"dataset_path: {config.dataset_path} does not exist")
+    for index, (name, args) in enumerate(config.ops):
+        try:
+            build_op(name, {"text_key": config.text_key, **args})
+        except OpConfigError as exc:
+            raise ConfigError(f"process[{index}]: {exc}") from None
     config.observability_config(Path(config.work_dir), "check")  # fail early on a bad section
     return config
 
