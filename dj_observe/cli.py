@@ -145,6 +145,34 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds an ended job stays exposed after its last event (default: 86400)",
     )
 
+    watch = commands.add_parser(
+        "watch",
+        help="follow a job in the terminal: progress, rows/s, running, failures",
+        description="A live view of a running (or finished) job from its event log alone; "
+        "exits when the job ends (0 completed, 4 failed). Plain lines when not a terminal.",
+    )
+    watch.add_argument("job_dir")
+    watch.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds between refreshes (default: 1)",
+    )
+    watch.add_argument(
+        "--no-exit-on-end",
+        dest="exit_on_end",
+        action="store_false",
+        help="keep following after the job ended",
+    )
+    watch.add_argument(
+        "--stale-after",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="warn when no event arrived for this long (default: 60)",
+    )
+
     jobs = commands.add_parser("jobs", help="list the jobs under an outputs directory")
     jobs.add_argument("outputs_dir", help="a directory whose subdirectories are job directories")
     jobs.add_argument("--running", action="store_true", help="only jobs with a live process")
@@ -347,6 +375,18 @@ def main(
             return _replay(args, stdout, stderr)
         if args.command == "serve":
             return _serve(args, stderr)
+        if args.command == "watch":
+            from dj_observe.watch import watch
+
+            if args.interval <= 0:
+                raise CliError("--interval must be positive")
+            return watch(
+                args.job_dir,
+                stdout,
+                interval=args.interval,
+                exit_on_end=args.exit_on_end,
+                stale_after=args.stale_after,
+            )
         return _jobs(args, stdout)
     except (CliError, JobDirectoryError, ConfigError) as exc:
         print(f"dj-observe: error: {exc}", file=stderr)
