@@ -208,4 +208,4 @@ def test_the_watch_command_follows_a_finished_job_and_exits(make_job):
     job = make_job(partitions=3, failed_partitions={1: 2})
     out, err = StringIO(), StringIO()
     assert main(["watch", str(job), "--interval", "0.05"], stdout=out, stderr=err) == 4
-    assert "failed 3/3" in out.getvalue() and err.getvalue() == ""
+    assert "failed partitions 3/3" in out.getvalue() and err.getvalue() == ""

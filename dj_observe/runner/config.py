@@ -140,7 +140,7 @@ def parse_config(data: Any, source: str | None = None) -> JobConfig:
             raise ConfigError(f"{key}: required") from None
         raise ConfigError(f"{path or 'config'}: {text[0].lower()}{text[1:]}") from None
     if config.dataset_path.startswith(DEMO_SCHEME):
-        rows = config.dataset_path[len(DEMO_SCHEME):]
+        rows = config.dataset_path[len(DEMO_SCHEME) :]
         if not rows.isdigit() or int(rows) < 1:
             raise ConfigError(f"dataset_path: {DEMO_SCHEME}ROWS needs a positive row count")
     elif not Path(config.dataset_path).is_file():
