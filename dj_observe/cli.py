@@ -173,6 +173,30 @@ def _parser() -> argparse.ArgumentParser:
         help="warn when no event arrived for this long (default: 60)",
     )
 
+    report = commands.add_parser(
+        "report",
+        help="write one self-contained HTML report of a job (timeline, ops, failures)",
+        description="An offline HTML page (inline SVG, no network): the job summary, a timeline "
+        "of partitions and their ops, per-op durations and rows with the retention funnel, and "
+        "the failed partitions with their errors.",
+    )
+    report.add_argument("job_dir")
+    report.add_argument(
+        "-o",
+        "--output",
+        default="report.html",
+        metavar="FILE",
+        help="where to write it (default: report.html)",
+    )
+    report.add_argument(
+        "--max-partitions",
+        type=int,
+        default=500,
+        metavar="N",
+        help="timeline rows at most: all failed partitions and an even sample "
+        "of the others (default: 500)",
+    )
+
     jobs = commands.add_parser("jobs", help="list the jobs under an outputs directory")
     jobs.add_argument("outputs_dir", help="a directory whose subdirectories are job directories")
     jobs.add_argument("--running", action="store_true", help="only jobs with a live process")
@@ -375,6 +399,14 @@ def main(
             return _replay(args, stdout, stderr)
         if args.command == "serve":
             return _serve(args, stderr)
+        if args.command == "report":
+            from dj_observe.report import write_report
+
+            if args.max_partitions < 1:
+                raise CliError("--max-partitions must be at least 1")
+            path = write_report(args.job_dir, args.output, max_partitions=args.max_partitions)
+            print(f"report written to {path}", file=stderr)
+            return EXIT_OK
         if args.command == "watch":
             from dj_observe.watch import watch
 
