@@ -253,7 +253,7 @@ def test_a_job_killed_with_sigkill_resumes_to_the_same_output(tmp_path, ray_runt
         env=env,
         start_new_session=True,
     )
-    cut = random.Random(os.getpid()).randint(15, 60)
+    cut = random.Random(os.getpid()).randint(3, 60)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if log.exists() and sum(1 for _ in log.open("rb")) >= cut:

@@ -42,6 +42,9 @@ from dj_observe.tracker import JobTracker
 
 __all__ = ["JobResult", "run_job"]
 
+PARTITIONS_DONE = "_complete"
+"""Written once every partition file exists: a resumed job reuses partitions only then."""
+
 FAIL_ENV = "DJ_OBSERVE_FAIL"
 """Fault injection for tests and demos: ``PARTITION:OP[:ATTEMPTS]`` items, comma-separated."""
 
@@ -342,7 +345,9 @@ def _run(
             masks = {pid: mask for pid, mask in _keep_masks(prints).items() if pid in sources}
     for pid, path in sorted(sources.items()):
         results_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, results_dir / f"partition_{pid:06d}.parquet")
+        result = results_dir / f"partition_{pid:06d}.parquet"
+        shutil.copyfile(path, result.with_name(f".{result.name}.tmp"))
+        result.with_name(f".{result.name}.tmp").replace(result)
         hook.partition_complete(pid, output_rows=pq.read_metadata(path).num_rows)
         progress()
     return _finish(config, job_dir, job_id, hook, driver, partitions, started, resuming)
@@ -440,7 +445,8 @@ def _plan_partitions(
     A resumed job keeps the partitions it already wrote (``table`` is then ``None``).
     """
     directory = job_dir / "partitions"
-    existing = sorted(directory.glob("partition_*.parquet")) if resuming else []
+    complete = resuming and (directory / PARTITIONS_DONE).exists()
+    existing = sorted(directory.glob("partition_*.parquet")) if complete else []
     if existing:
         paths = {int(path.stem.split("_")[1]): str(path) for path in existing}
         return (
@@ -483,7 +489,9 @@ def _write_partitions(
         hook.emit("partition_creation_start", partition_id=pid, message=f"Creating partition {pid}")
         piece = table.slice(offset, size)
         path = directory / f"partition_{pid:06d}.parquet"
-        pq.write_table(piece, path)
+        temporary = path.with_name(f".{path.name}.tmp")
+        pq.write_table(piece, temporary)
+        temporary.replace(path)
         paths[pid] = str(path)
         hook.emit(
             "partition_creation_complete",
@@ -492,6 +500,7 @@ def _write_partitions(
             metadata={"sample_count": piece.num_rows, "partition_size_bytes": piece.nbytes},
             message=f"Created partition {pid} with {piece.num_rows} rows",
         )
+    (directory / PARTITIONS_DONE).write_text(f"{len(paths)}\n")
     return paths
 
 
