@@ -4,7 +4,8 @@ Each line is one ``write(2)`` on a descriptor opened with ``O_APPEND``, so
 threads and processes appending to the same log never interleave or tear lines;
 job-level events are also ``fsync``-ed.  On open, a torn last line left by a
 crash is moved aside to ``events.jsonl.torn`` (with its offset) and cut from the
-log, so the next event does not get glued to it.
+log, so the next event does not get glued to it; every open writer holds a shared
+``flock``, so a log that another process is writing is never "repaired".
 """
 
 from __future__ import annotations
@@ -35,31 +36,40 @@ _PROBE = 1 << 16
 def repair_torn_tail(path: Path) -> int:
     """Move a torn last line aside; returns how many bytes were moved (0 if none).
 
-    Holds an exclusive ``flock`` while it looks, so two processes opening the
-    same log do not both repair it.
+    Only when no live writer holds the log (every :class:`EventLogWriter` keeps a
+    shared ``flock`` on it while open): an unfinished last line of a live writer
+    is its line being written, not a crash's leftover.
     """
     try:
         fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
         return 0
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        size = os.fstat(fd).st_size
-        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
-            return 0
-        keep = _last_newline_end(fd, size)
-        fragment = os.pread(fd, size - keep, keep)
-        aside = path.with_name(path.name + ".torn")
-        with open(aside, "ab") as handle:
-            handle.write(f"# {time.time():.6f} offset {keep} of {path.name}\n".encode())
-            handle.write(fragment + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.ftruncate(fd, keep)
-        os.fsync(fd)
-        return len(fragment)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # another process is writing this log right now
+        return _move_tail_aside(fd, path)
     finally:
         os.close(fd)
+
+
+def _move_tail_aside(fd: int, path: Path) -> int:
+    """With the log locked exclusively: cut a last line without newline, keep it aside."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return 0
+    keep = _last_newline_end(fd, size)
+    fragment = os.pread(fd, size - keep, keep)
+    aside = path.with_name(path.name + ".torn")
+    with open(aside, "ab") as handle:
+        handle.write(f"# {time.time():.6f} offset {keep} of {path.name}\n".encode())
+        handle.write(fragment + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.ftruncate(fd, keep)
+    os.fsync(fd)
+    return len(fragment)
 
 
 def _last_newline_end(fd: int, size: int) -> int:
@@ -91,8 +101,15 @@ class EventLogWriter:
         self._next_open = time.monotonic() + REOPEN_INTERVAL
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.repaired_bytes += repair_torn_tail(self.path)
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # other writers are live: their last line is theirs
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            else:
+                self.repaired_bytes += _move_tail_aside(fd, self.path)
+                fcntl.flock(fd, fcntl.LOCK_SH)  # from now on, one of the live writers
+            self.fd = fd
             self._error = None
         except OSError as exc:
             self._error = exc
