@@ -587,3 +587,15 @@ def drive_job(
 def read_events(work_dir: Path) -> list[dict[str, Any]]:
     """The events of ``<work_dir>/events.jsonl``, each line parsed as JSON."""
     return [json.loads(line) for line in (work_dir / "events.jsonl").read_bytes().splitlines()]
+
+
+# The recording rules in prometheus/rules/recording.yml that the dashboards may use.
+RECORDING_RULES = {
+    "dj_job:partition_progress:ratio",
+    "dj_job:rows_out:rate1m",
+    "dj_op:duration_seconds:p50",
+    "dj_op:duration_seconds:p95",
+    "dj_op:duration_seconds:p99",
+    "dj_op:rows_retention:ratio",
+    "dj_job:seconds_since_last_event",
+}

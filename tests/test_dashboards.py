@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support import RECORDING_RULES
 
 from dj_observe.dashboards import (
     DASHBOARDS,
@@ -34,15 +35,6 @@ COMMITTED = ROOT / "grafana" / "dashboards"
 PROVISIONING = ROOT / "grafana" / "provisioning"
 COMPOSE = ROOT / "docker-compose.yml"
 
-RECORDING_RULES = {
-    "dj_job:partition_progress:ratio",
-    "dj_job:rows_out:rate1m",
-    "dj_op:duration_seconds:p50",
-    "dj_op:duration_seconds:p95",
-    "dj_op:duration_seconds:p99",
-    "dj_op:rows_retention:ratio",
-    "dj_job:seconds_since_last_event",
-}
 PROMQL_WORDS = frozenset(
     re.findall(
         r"\w+",

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support import RECORDING_RULES
 
 from dj_observe.runner.config import parse_config
 from dj_observe.runner.executor import FAIL_ENV, run_job
@@ -48,15 +49,6 @@ needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool not installed (Debian package prometheus)"
 )
 
-RECORDING_RULES = {
-    "dj_job:partition_progress:ratio",
-    "dj_job:rows_out:rate1m",
-    "dj_op:duration_seconds:p50",
-    "dj_op:duration_seconds:p95",
-    "dj_op:duration_seconds:p99",
-    "dj_op:rows_retention:ratio",
-    "dj_job:seconds_since_last_event",
-}
 
 WAIT = 60.0
 """Upper bound of every wait on a process or endpoint."""
