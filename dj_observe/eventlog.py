@@ -18,7 +18,7 @@ from pathlib import Path
 
 import msgspec
 
-from dj_observe.events import FAST_DECODER, Event, parse_line
+from dj_observe.events import FAST_DECODER, TYPED_DECODER, Event, parse_line
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -88,9 +88,20 @@ def find_event_logs(job_dir: str | os.PathLike[str]) -> list[Path]:
 
 
 def decode_block(block: bytes, stats: ReadStats) -> list[Event]:
-    """Decode a block of whole lines: one fast call, or line by line if any line is bad."""
+    """Decode a block of whole lines: one call with the typed decoder when every line
+    is a known, well-typed event; else the generic one; else line by line."""
     try:
-        events = FAST_DECODER.decode_lines(block)
+        events = TYPED_DECODER.decode_lines(block)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        events = _decode_lines(block, stats)
+    stats.events += len(events)
+    return events
+
+
+def _decode_lines(block: bytes, stats: ReadStats) -> list[Event]:
+    """The block decoded with the generic lean decoder, or line by line if any line is bad."""
+    try:
+        return FAST_DECODER.decode_lines(block)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         events = []
         for line in block.split(b"\n"):
@@ -101,8 +112,7 @@ def decode_block(block: bytes, stats: ReadStats) -> list[Event]:
                 stats.malformed_lines += 1
             else:
                 events.append(event)
-    stats.events += len(events)
-    return events
+        return events
 
 
 def _decode_line(line: bytes) -> Event | None:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import enum
 import math
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 import msgspec
 
 __all__ = [
     "FAST_DECODER",
     "FIELD_ORDER",
+    "TYPED_DECODER",
     "AnyEvent",
     "Event",
     "EventType",
@@ -127,6 +128,15 @@ class Event(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     extra: dict[str, Any] | None = None
 
 
+class OpMetrics(msgspec.Struct, gc=False):
+    """The op measurements Data-Juicer may put in ``metadata`` (any scalar type accepted)."""
+
+    input_rows: int | float | str | None = None
+    output_rows: int | float | str | None = None
+    duration_seconds: int | float | str | None = None
+    dag_node_id: int | float | str | None = None
+
+
 class FoldEvent(msgspec.Struct, kw_only=True, gc=False):
     """The fields the fold reads, for bulk reading.
 
@@ -167,13 +177,67 @@ FAST_DECODER = msgspec.json.Decoder(FoldEvent)
 """Strict decoder for blocks of well-typed lines (``decode_lines``); raises on any bad line."""
 
 
-class OpMetrics(msgspec.Struct, gc=False):
-    """The op measurements Data-Juicer may put in ``metadata`` (any scalar type accepted)."""
+class _Tagged(msgspec.Struct, tag_field="event_type", kw_only=True, gc=False):
+    """Base of the per-type lean events: what every event type gives the fold."""
 
-    input_rows: int | float | str | None = None
-    output_rows: int | float | str | None = None
-    duration_seconds: int | float | str | None = None
-    dag_node_id: int | float | str | None = None
+    timestamp: float | None = None
+    job_id: str | None = None
+
+
+class _OpFields(_Tagged, kw_only=True, gc=False):
+    """What the fold reads from the frequent op events; ``metadata`` decoded in the same pass."""
+
+    partition_id: Int64 | None = None
+    operation_name: str | None = None
+    operation_idx: Int64 | None = None
+    status: str | None = None
+    duration: float | None = None
+    error_message: str | None = None
+    input_rows: Int64 | None = None
+    output_rows: Int64 | None = None
+    message: msgspec.Raw = msgspec.Raw()
+    metadata: OpMetrics | None = None
+    op_args: msgspec.Raw = msgspec.Raw()
+
+
+_LEAN_FIELDS = {
+    # The fold's handlers read only these fields of the most frequent event types;
+    # every other known type gets all of FoldEvent's fields.
+    EventType.OP_START: _OpFields,
+    EventType.OP_COMPLETE: _OpFields,
+    EventType.CHECKPOINT_SAVE: _OpFields,
+    EventType.DAG_NODE_READY: _Tagged,
+    EventType.DAG_NODE_START: _Tagged,
+    EventType.DAG_NODE_COMPLETE: _Tagged,
+    EventType.DAG_NODE_FAILED: _Tagged,
+    EventType.DAG_PARALLEL_GROUP_START: _Tagged,
+    EventType.DAG_PARALLEL_GROUP_COMPLETE: _Tagged,
+}
+_FOLD_FIELDS = [
+    (info.name, info.type, info.default)
+    for info in msgspec.structs.fields(FoldEvent)
+    if info.name not in _Tagged.__struct_fields__ and info.name != "event_type"
+]
+
+
+def _typed_event(kind: EventType) -> type[msgspec.Struct]:
+    base = _LEAN_FIELDS.get(kind)
+    return msgspec.defstruct(
+        f"Fold_{kind.value}",
+        [] if base else _FOLD_FIELDS,
+        bases=(base or _Tagged,),
+        tag=kind.value,
+        namespace={"event_type": kind.value, "__module__": __name__},
+        kw_only=True,
+        gc=False,
+    )
+
+
+TYPED_DECODER = msgspec.json.Decoder(Union[tuple(_typed_event(kind) for kind in EventType)])  # noqa: UP007
+"""The bulk reader's first try: one lean struct per known event type, chosen by
+``event_type``, with only the fields the fold reads (an op event's ``metadata``
+decoded in the same pass).  Raises on an unknown type or any bad line; the
+reader then falls back to :data:`FAST_DECODER`."""
 
 
 _OP_METRICS_DECODER = msgspec.json.Decoder(OpMetrics)
@@ -356,6 +420,8 @@ def text(value: str | msgspec.Raw | None) -> str | None:
 def op_metrics(event: AnyEvent) -> OpMetrics:
     """The ``metadata`` fields that describe an op run, decoded without the rest."""
     raw = event.metadata
+    if type(raw) is OpMetrics:  # decoded with the event (TYPED_DECODER)
+        return raw
     if raw is None or not raw:
         return _NO_METRICS
     if type(raw) is dict:

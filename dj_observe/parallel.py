@@ -9,14 +9,16 @@ min/max or a sum (see :mod:`dj_observe.state`).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from dj_observe.eventlog import EventLogReader, ReadStats, find_event_logs, iter_range
 from dj_observe.state import JobState
@@ -140,40 +142,49 @@ def fold_in_parallel(reader: EventLogReader, state: JobState, workers: int, min_
 
 
 class ForkedOutput:
-    """Bytes produced in a forked child (sharing this process's memory) while we go on.
+    """Files written by a forked child (sharing this process's memory) while we go on.
 
-    The child writes what ``produce()`` yields to a temporary file; :meth:`read`
-    waits for it and yields the bytes back, or returns ``None`` if the child
-    failed, so the caller can produce them itself.
+    The child calls ``produce(handles)`` with ``count`` open binary files;
+    :meth:`read` waits for it and hands the files over, or returns ``None`` if
+    the child failed, so the caller can produce them itself; :meth:`discard`
+    waits and deletes them.
     """
 
-    _READ = 1 << 20
-
-    def __init__(self, produce: Callable[[], Iterable[bytes]]) -> None:
-        fd, self.path = tempfile.mkstemp(prefix="dj-observe-")
+    def __init__(self, produce: Callable[[list[BinaryIO]], None], count: int = 1) -> None:
+        made = [tempfile.mkstemp(prefix="dj-observe-") for _ in range(count)]
+        self.paths = [path for _, path in made]
         self.pid = os.fork()
         if self.pid == 0:  # the child: produce, then leave without running any cleanup
             status = 1
             try:
-                with os.fdopen(fd, "wb") as handle:
-                    for chunk in produce():
-                        handle.write(chunk)
+                handles = [os.fdopen(fd, "wb", buffering=1 << 20) for fd, _ in made]
+                produce(handles)
+                for handle in handles:
+                    handle.close()
                 status = 0
             finally:
                 os._exit(status)
-        os.close(fd)
+        self._status: int | None = None
+        for fd, _ in made:
+            os.close(fd)
 
-    def read(self) -> Iterator[bytes] | None:
-        _, status = os.waitpid(self.pid, 0)
-        if status != 0:
-            os.unlink(self.path)
+    def read(self) -> list[str] | None:
+        """Wait for the child: its files' paths (now the caller's), or ``None`` if it failed."""
+        self._wait()
+        if self._status != 0:
+            self.discard()
             return None
-        return self._chunks()
+        paths, self.paths = self.paths, []
+        return paths
 
-    def _chunks(self) -> Iterator[bytes]:
-        try:
-            with open(self.path, "rb") as handle:
-                while chunk := handle.read(self._READ):
-                    yield chunk
-        finally:
-            os.unlink(self.path)
+    def discard(self) -> None:
+        """Wait for the child and delete the files nobody took."""
+        self._wait()
+        for path in self.paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self.paths = []
+
+    def _wait(self) -> None:
+        if self._status is None:
+            _, self._status = os.waitpid(self.pid, 0)

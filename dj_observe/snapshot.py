@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import enum
 import os
+import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 import msgspec
 
 from dj_observe.eventlog import ReadStats
 from dj_observe.events import EventType
+from dj_observe.oprows import OpRows, op_rows
 from dj_observe.parallel import ForkedOutput, fork_is_safe
 from dj_observe.state import JobState, OpRun, PartitionState, Status
 from dj_observe.tracker import JobDirectoryError, JobTracker
@@ -41,7 +44,7 @@ __all__ = [
     "write_json",
 ]
 
-_CHUNK = 2000
+_CHUNK_PARTITIONS = 1024
 PARALLEL_RENDER_MIN_OPS = 20_000
 """Jobs with at least this many op runs render ``operation_progress`` in a forked child."""
 _KNOWN_TYPES = frozenset(kind.value for kind in EventType)
@@ -133,7 +136,12 @@ class JobSnapshot:
     @property
     def partition_statuses(self) -> dict[int, PartitionStatus]:
         """Every partition, by id (built on demand: large for large jobs)."""
-        return {pid: partition_status(self.state, part) for pid, part in _partitions(self.state)}
+        state = self.state
+        return {
+            part.partition_id: _partition_status(state, rows, i)
+            for rows in _row_chunks(state, [part for _, part in _partitions(state)])
+            for i, part in enumerate(rows.partitions)
+        }
 
     @property
     def operation_statuses(self) -> dict[str, OperationStatus]:
@@ -286,8 +294,11 @@ def _partitions(state: JobState) -> list[tuple[int, PartitionState]]:
 
 def operation_key(run: OpRun) -> str:
     """The spec's op key, ``p{partition}_op{idx}_{name}``."""
-    idx = "" if run.operation_idx is None else run.operation_idx
-    return f"p{run.partition_id}_op{idx}_{run.operation_name}"
+    return _key(run.partition_id, run.operation_idx, run.operation_name)
+
+
+def _key(partition_id: int, idx: int | None, name: str) -> str:
+    return f"p{partition_id}_op{'' if idx is None else idx}_{name}"
 
 
 def operation_status(run: OpRun) -> OperationStatus:
@@ -305,38 +316,30 @@ def operation_status(run: OpRun) -> OperationStatus:
     )
 
 
-def partition_status(
-    state: JobState, part: PartitionState, positions: dict[str, int] | None = None
-) -> PartitionStatus:
+def partition_status(state: JobState, part: PartitionState) -> PartitionStatus:
     """A partition's entry: its status, and its ops by outcome, in pipeline order."""
+    return _partition_status(state, op_rows(state, [part]), 0)
+
+
+def _partition_status(state: JobState, rows: OpRows, i: int) -> PartitionStatus:
+    """The entry of ``rows.partitions[i]``."""
+    part = rows.partitions[i]
     status = state.partition_status(part)
-    ops = state.ops
-    completed: list[str] = []
-    failed: list[str] = []
-    checkpointed: list[str] = []
-    current: tuple[float, str] | None = None
+    run_rows = range(rows.bounds[i], rows.bounds[i + 1])
+    names, statuses = rows.name, rows.status
+    completed = [names[row] for row in run_rows if statuses[row] == Status.COMPLETED]
+    failed = [row for row in run_rows if statuses[row] == Status.FAILED]
+    current = None
+    if status == Status.IN_PROGRESS:
+        running = [row for row in run_rows if statuses[row] == Status.IN_PROGRESS]
+        if running:  # the latest started; ties go to the later in pipeline order
+            current = names[max(reversed(running), key=lambda row: rows.start_time[row] or 0.0)]
     error = None
-    for _, slot in state.ordered_slots(part, positions):
-        name = ops.name[slot]
-        op_status = state.op_status(slot)
-        if op_status == Status.COMPLETED:
-            completed.append(name)
-        elif op_status == Status.FAILED:
-            failed.append(name)
-            error = error or ops.errors.get(slot)
-        elif op_status == Status.IN_PROGRESS:
-            started = ops.start_time[slot]
-            started = started if started == started else 0.0
-            if current is None or started >= current[0]:
-                current = (started, name)
-        if ops.checkpoint_time[slot] == ops.checkpoint_time[slot]:
-            checkpointed.append(name)
+    if status == Status.FAILED:
+        error = part.error_message or next(
+            (rows.error_message[row] for row in failed if rows.error_message[row]), None
+        )
     expected = max(state.ops_per_partition, len(part.ops), 1)
-    progress = (
-        100.0
-        if status == Status.COMPLETED
-        else round(min(100.0, 100.0 * len(completed) / expected), 2)
-    )
     ended = status in (Status.COMPLETED, Status.FAILED)
     return PartitionStatus(
         partition_id=part.partition_id,
@@ -346,12 +349,18 @@ def partition_status(
         creation_end_time=part.creation_end_time,
         processing_start_time=part.start_time,
         processing_end_time=part.end_time if ended else None,
-        current_operation=current[1] if current and status == Status.IN_PROGRESS else None,
+        current_operation=current,
         completed_operations=completed,
-        failed_operations=failed,
-        checkpointed_operations=checkpointed,
-        error_message=(part.error_message or error) if status == Status.FAILED else None,
-        progress_percentage=progress,
+        failed_operations=[names[row] for row in failed],
+        checkpointed_operations=[
+            names[row] for row in run_rows if rows.checkpoint_time[row] is not None
+        ],
+        error_message=error,
+        progress_percentage=(
+            100.0
+            if status == Status.COMPLETED
+            else round(min(100.0, 100.0 * len(completed) / expected), 2)
+        ),
     )
 
 
@@ -370,6 +379,30 @@ def _partition_entry(entry: PartitionStatus) -> dict[str, Any]:
         "error_message": entry.error_message,
         "progress_percentage": entry.progress_percentage,
     }
+
+
+class _CheckpointEntry(msgspec.Struct, gc=False):
+    """One ``checkpointed_operations`` element."""
+
+    operation_key: str
+    operation_name: str
+    checkpoint_time: float
+
+
+class _OperationEntry(msgspec.Struct, gc=False):
+    """One ``operation_progress`` value, its fields in the spec's order."""
+
+    operation_name: str
+    operation_idx: int | None
+    status: str
+    start_time: float | None
+    end_time: float | None
+    duration: float | None
+    input_rows: int | None
+    output_rows: int | None
+    checkpoint_time: float | None
+    error_message: str | None
+    progress_percentage: float
 
 
 # -- the document ------------------------------------------------------------------
@@ -480,118 +513,142 @@ def _metadata(snap: JobSnapshot) -> dict[str, Any]:
     }
 
 
-def _batched(entries: Iterator[tuple[str, Any]]) -> Iterator[dict[str, Any]]:
-    batch: dict[str, Any] = {}
-    for key, value in entries:
-        batch[key] = value
-        if len(batch) >= _CHUNK:
-            yield batch
-            batch = {}
-    if batch:
-        yield batch
+def _row_chunks(state: JobState, partitions: list[PartitionState]) -> Iterator[OpRows]:
+    """The partitions' op runs in render order, a bounded number of partitions at a time."""
+    for first in range(0, len(partitions), _CHUNK_PARTITIONS):
+        yield op_rows(state, partitions[first : first + _CHUNK_PARTITIONS])
 
 
-def _partition_entries(snap: JobSnapshot) -> Iterator[tuple[str, Any]]:
-    state = snap.state
-    positions = state.pipeline_positions()
-    for pid, part in _partitions(state):
-        yield str(pid), _partition_entry(partition_status(state, part, positions))
+def _partition_batch(state: JobState, rows: OpRows) -> dict[str, dict[str, Any]]:
+    return {
+        str(part.partition_id): _partition_entry(_partition_status(state, rows, i))
+        for i, part in enumerate(rows.partitions)
+    }
 
 
-def _op_runs(state: JobState) -> Iterator[OpRun]:
-    positions = state.pipeline_positions()
-    op_run = state.op_run
-    for _, part in _partitions(state):
-        for idx, slot in state.ordered_slots(part, positions):
-            yield op_run(slot, idx)
-
-
-def _operation_entries(snap: JobSnapshot) -> Iterator[tuple[str, Any]]:
-    for run in _op_runs(snap.state):
-        yield (
-            operation_key(run),
-            {
-                "operation_name": run.operation_name,
-                "operation_idx": run.operation_idx,
-                "status": run.status.label,
-                "start_time": run.start_time,
-                "end_time": run.end_time,
-                "duration": run.duration,
-                "input_rows": run.input_rows,
-                "output_rows": run.output_rows,
-                "checkpoint_time": run.checkpoint_time,
-                "error_message": run.error_message,
-                "progress_percentage": 100.0 if run.status == Status.COMPLETED else 0.0,
-            },
-        )
-
-
-def _checkpointed_entries(snap: JobSnapshot) -> Iterator[dict[str, Any]]:
-    for run in _op_runs(snap.state):
-        if run.checkpoint_time is not None:
-            yield {
-                "operation_key": operation_key(run),
-                "operation_name": run.operation_name,
-                "checkpoint_time": run.checkpoint_time,
-            }
-
-
-def _operation_progress(snap: JobSnapshot, writer: _ObjectWriter) -> Iterator[bytes]:
-    return writer.item_with_stream(
-        "operation_progress", _STREAM, _batched(_operation_entries(snap))
+def _operation_batch(rows: OpRows) -> dict[str, _OperationEntry]:
+    completed = Status.COMPLETED
+    entries = map(
+        _OperationEntry,
+        rows.name,
+        rows.index,
+        [status.label for status in rows.status],
+        rows.start_time,
+        rows.end_time,
+        rows.duration,
+        rows.input_rows,
+        rows.output_rows,
+        rows.checkpoint_time,
+        rows.error_message,
+        [100.0 if status == completed else 0.0 for status in rows.status],
     )
+    keys = map(_key, rows.partition_id, rows.index, rows.name)
+    return dict(zip(keys, entries, strict=True))
+
+
+def _checkpointed_batch(rows: OpRows) -> list[_CheckpointEntry]:
+    times = rows.checkpoint_time
+    return [
+        _CheckpointEntry(
+            _key(rows.partition_id[row], rows.index[row], rows.name[row]), rows.name[row], time_
+        )
+        for row, time_ in enumerate(times)
+        if time_ is not None
+    ]
+
+
+# The members whose values grow with the job: written batch by batch, in this order.
+_CHECKPOINTED, _PARTITIONS, _OPERATIONS = range(3)
+
+
+def _render_batches(
+    snap: JobSnapshot,
+    partitions: list[PartitionState],
+    writer: _ObjectWriter,
+    outputs: list[BinaryIO],
+) -> None:
+    """Write the partitions' elements of the three growing members, one output each.
+
+    Op runs are computed once per batch of partitions and serve all three.
+    Every element batch is written with a leading comma (see :meth:`_Member.join`).
+    """
+    state = snap.state
+    for rows in _row_chunks(state, partitions):
+        batches = (_checkpointed_batch(rows), _partition_batch(state, rows), _operation_batch(rows))
+        for member, batch in enumerate(batches):
+            if batch:
+                outputs[member].write(writer.elements(batch, _MEMBER_DEPTH[member]))
+
+
+_MEMBER_DEPTH = {_CHECKPOINTED: 4, _PARTITIONS: 2, _OPERATIONS: 2}
+"""Nesting depth of each growing member's elements in the document."""
 
 
 def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[bytes]:
-    """The document in pieces; the per-partition and per-op parts stream in batches."""
-    aside = None
-    if workers > 1 and len(snap.state.ops) >= PARALLEL_RENDER_MIN_OPS and fork_is_safe():
-        aside = ForkedOutput(lambda: _operation_progress(snap, _ObjectWriter(indent, first=False)))
+    """The document in pieces.
+
+    The growing members (checkpointed ops, partitions, ops) are first rendered
+    into temporary files, for large jobs in two halves on two processes, and
+    streamed from there: memory stays bounded however large the job.
+    """
     writer = _ObjectWriter(indent)
-    for key, value in _head(snap).items():
-        yield writer.item(key, value)
-    yield from writer.item_with_stream(
-        "checkpointing",
-        _checkpointing(snap, _STREAM),
-        _batched_list(_checkpointed_entries(snap)),
-        brackets=b"[]",
-    )
-    yield from writer.item_with_stream(
-        "partition_progress", _STREAM, _batched(_partition_entries(snap))
-    )
-    rendered = aside.read() if aside is not None else None
-    yield from rendered if rendered is not None else _operation_progress(snap, writer)
-    yield writer.item("file_paths", _file_paths(snap))
-    yield writer.item("metadata", _metadata(snap))
-    yield writer.close()
+    partitions = [part for _, part in _partitions(snap.state)]
+    split = len(partitions)
+    child = None
+    if workers > 1 and len(snap.state.ops) >= PARALLEL_RENDER_MIN_OPS and fork_is_safe():
+        split = len(partitions) // 2
+        child = ForkedOutput(
+            lambda outputs: _render_batches(snap, partitions[split:], writer, outputs), count=3
+        )
+    with ExitStack() as stack:
+        if child is not None:
+            stack.callback(child.discard)
+        halves = [_spools(stack)]
+        _render_batches(snap, partitions[:split], writer, halves[0])
+        paths = child.read() if child is not None else None
+        if paths is not None:
+            halves.append([stack.enter_context(_opened_and_unlinked(path)) for path in paths])
+        elif child is not None:  # the child failed: render its half here
+            halves.append(_spools(stack))
+            _render_batches(snap, partitions[split:], writer, halves[1])
+        members = [[half[member] for half in halves] for member in range(3)]
+        for key, value in _head(snap).items():
+            yield writer.item(key, value)
+        yield from writer.member("checkpointing", _checkpointing(snap, _STREAM), members[0], b"[]")
+        yield from writer.member("partition_progress", _STREAM, members[1])
+        yield from writer.member("operation_progress", _STREAM, members[2])
+        yield writer.item("file_paths", _file_paths(snap))
+        yield writer.item("metadata", _metadata(snap))
+        yield writer.close()
+
+
+def _spools(stack: ExitStack) -> list[BinaryIO]:
+    return [stack.enter_context(tempfile.TemporaryFile()) for _ in range(3)]
+
+
+def _opened_and_unlinked(path: str) -> BinaryIO:
+    handle = open(path, "rb")  # noqa: SIM115 - the caller's context closes it
+    os.unlink(path)
+    return handle
 
 
 _STREAM = "\u0000streamed\u0000"
-"""Placeholder for the part of a member that is streamed in batches."""
-
-
-def _batched_list(entries: Iterator[Any]) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for entry in entries:
-        batch.append(entry)
-        if len(batch) >= _CHUNK:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+"""Placeholder for the member's part whose elements are written from files."""
 
 
 class _ObjectWriter:
     """Writes one top-level JSON object member by member, pretty-printed or compact.
 
     A member may contain :data:`_STREAM` once: that spot is filled with the
-    elements of a stream of batches (dicts for an object, lists for an array),
-    so no more than one batch is ever held in memory.
+    elements already rendered into files by :meth:`elements`, so no more than
+    one batch of elements is ever held in memory.
     """
 
-    def __init__(self, indent: int, first: bool = True) -> None:
+    _READ = 1 << 20
+
+    def __init__(self, indent: int) -> None:
         self.indent = indent
-        self.first = first
+        self.first = True
 
     def _encode(self, value: Any, depth: int) -> bytes:
         data = msgspec.json.encode(value)
@@ -606,37 +663,37 @@ class _ObjectWriter:
         newline = b"\n" + b" " * self.indent if self.indent else b""
         return lead + newline + msgspec.json.encode(key) + (b": " if self.indent else b":")
 
+    def _pad(self, depth: int) -> bytes:
+        return b"\n" + b" " * (self.indent * depth) if self.indent else b""
+
     def item(self, key: str, value: Any) -> bytes:
         return self._key(key) + self._encode(value, depth=1)
 
-    def item_with_stream(
-        self,
-        key: str,
-        value: Any,
-        batches: Iterator[dict[str, Any]] | Iterator[list[Any]],
-        brackets: bytes = b"{}",
+    def elements(self, batch: dict[str, Any] | list[Any], depth: int) -> bytes:
+        """A batch of elements at ``depth``, each after a comma (:meth:`member` drops the first)."""
+        body = self._encode(batch, depth=depth - 1)[1:-1].strip()
+        return b"," + self._pad(depth) + body if body else b""
+
+    def member(
+        self, key: str, value: Any, parts: list[BinaryIO], brackets: bytes = b"{}"
     ) -> Iterator[bytes]:
-        encoded = self._key(key) + self._encode(value, depth=1)
-        marker = msgspec.json.encode(_STREAM)
-        head, tail = encoded.split(marker)
+        """The member ``key: value`` with the elements in ``parts`` (files of
+        :meth:`elements` output, in order) at the :data:`_STREAM` spot."""
+        head, tail = (self._key(key) + self._encode(value, depth=1)).split(
+            msgspec.json.encode(_STREAM)
+        )
         line_start = head.rfind(b"\n") + 1
         depth = (len(head) - line_start - len(head[line_start:].lstrip())) // max(self.indent, 1)
-        depth = depth + 1 if self.indent else 0
-        pad = b"\n" + b" " * (self.indent * depth) if self.indent else b""
-        opened = False
-        for batch in batches:
-            body = self._encode(batch, depth=depth - 1)[1:-1].strip()
-            if not body:
-                continue
-            yield b"," if opened else head + brackets[:1]
-            opened = True
-            yield pad + body
-        if not opened:
-            yield head + brackets
-        else:
-            closing = b"\n" + b" " * (self.indent * (depth - 1)) if self.indent else b""
-            yield closing + brackets[1:]
-        yield tail
+        yield head + brackets[:1]
+        lead = 1  # the first element's comma
+        for part in parts:
+            part.seek(0)
+            while chunk := part.read(self._READ):
+                yield chunk[lead:]
+                lead = 0
+        if not lead:
+            yield self._pad(depth)
+        yield brackets[1:] + tail
 
     def close(self) -> bytes:
         return (b"{" if self.first else b"") + (b"\n}\n" if self.indent else b"}")

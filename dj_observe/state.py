@@ -250,6 +250,7 @@ class JobState:
         self.partitions: dict[int, PartitionState] = {}
         self.ops = OpTable()
         self._positions: dict[str, tuple[int, int]] = {}
+        self._placed: set[str] = set()  # names a plan or a DAG node id placed for good
         self._op_names_seen: set[str] = set()
         self._most_ops = 0
         self._checkpointed = 0
@@ -531,15 +532,9 @@ class JobState:
         self._most_ops = max(self._most_ops, len(part.ops) + 1)
         return self.ops.add(partition_id, name)
 
-    def _placed(self, name: str) -> bool:
-        """Whether a plan or a DAG node id already fixed this op's position."""
-        known = self._positions.get(name)
-        return known is not None and known[0] >= _FROM_DAG_NODE
-
     def _op_position(self, event: AnyEvent, slot: int, strength: int, node_id: Any) -> None:
+        """Learn the op's position from the event (callers skip ops already placed)."""
         name = self.ops.name[slot]
-        if self._placed(name):
-            return
         if node_id is None and event.op_args:
             node_id = nested(event.op_args).get("dag_node_id")
         match = _DAG_NODE_ID.match(node_id) if isinstance(node_id, str) else None
@@ -562,15 +557,15 @@ class JobState:
             ops.start_time[slot] = ts
         ops.attempts[slot] += 1
         rows = event.input_rows
-        if rows is not None and self._placed(ops.name[slot]):
-            ops.input_rows[slot] = rows
-            return
-        metrics = op_metrics(event)
-        if rows is None:
-            rows = to_int(metrics.input_rows)
+        placed = ops.name[slot] in self._placed
+        if rows is None or not placed:
+            metrics = op_metrics(event)
+            if rows is None:
+                rows = to_int(metrics.input_rows)
+            if not placed:
+                self._op_position(event, slot, _FROM_OP_EVENT, metrics.dag_node_id)
         if rows is not None:
             ops.input_rows[slot] = rows
-        self._op_position(event, slot, _FROM_OP_EVENT, metrics.dag_node_id)
 
     def _op_end(self, event: AnyEvent, ts: float | None, status: Status) -> int | None:
         slot = self._op_slot(event, ts)
@@ -580,11 +575,12 @@ class JobState:
         ops.status[slot] = status
         if ts is not None:
             ops.end_time[slot] = ts
+        placed = ops.name[slot] in self._placed
         complete = (
-            event.duration is not None
+            placed
+            and event.duration is not None
             and event.input_rows is not None
             and event.output_rows is not None
-            and self._placed(ops.name[slot])
         )
         metrics = _NO_METRICS if complete else op_metrics(event)
         duration = event.duration
@@ -602,7 +598,8 @@ class JobState:
             rows = to_int(metrics.output_rows)
         if rows is not None:
             ops.output_rows[slot] = rows
-        self._op_position(event, slot, _FROM_OP_EVENT, metrics.dag_node_id)
+        if not placed:
+            self._op_position(event, slot, _FROM_OP_EVENT, metrics.dag_node_id)
         if status == Status.FAILED:
             ops.errors[slot] = event.error_message or text(event.message) or "failed"
         return slot
@@ -623,7 +620,8 @@ class JobState:
                 if not _is_set(self.ops.checkpoint_time[slot]):
                     self._checkpointed += 1
                 self.ops.checkpoint_time[slot] = ts
-            self._op_position(event, slot, _FROM_CHECKPOINT, None)
+            if self.ops.name[slot] not in self._placed:
+                self._op_position(event, slot, _FROM_CHECKPOINT, None)
 
     def _checkpoint_load(self, event: AnyEvent, ts: float | None) -> None:
         self.checkpoints_loaded += 1
@@ -639,6 +637,8 @@ class JobState:
         current = self._positions.get(name)
         if current is None or strength >= current[0]:
             self._positions[name] = (strength, idx)
+            if strength >= _FROM_DAG_NODE:
+                self._placed.add(name)
 
     def _name_at(self, idx: int) -> str | None:
         for name, (strength, position) in self._positions.items():

@@ -136,7 +136,6 @@ def build_frame(
     if job not in _TERMINAL and last is not None and now - last > stale_after:
         stale_for = now - last
 
-    positions = state.pipeline_positions()
     return Frame(
         status=job,
         elapsed=elapsed,
@@ -150,8 +149,8 @@ def build_frame(
         last_op=last_op,
         rows_out=rows_out,
         rows_per_second=rate,
-        running=[_running(state, part, positions) for part in running],
-        failures=_recent_failures(state, failed, positions),
+        running=[_running(state, part) for part in running],
+        failures=_recent_failures(state, failed),
         stale_for=stale_for,
         events=state.events_applied,
     )
@@ -190,21 +189,17 @@ def _rows_out(state: JobState, op: str | None) -> int:
     return total
 
 
-def _running(
-    state: JobState, part: PartitionState, positions: dict[str, int]
-) -> tuple[int, str | None, str | None]:
-    entry = partition_status(state, part, positions)
+def _running(state: JobState, part: PartitionState) -> tuple[int, str | None, str | None]:
+    entry = partition_status(state, part)
     done = entry.completed_operations[-1] if entry.completed_operations else None
     return part.partition_id, entry.current_operation, done
 
 
-def _recent_failures(
-    state: JobState, failed: list[PartitionState], positions: dict[str, int]
-) -> list[Failure]:
+def _recent_failures(state: JobState, failed: list[PartitionState]) -> list[Failure]:
     failed = sorted(failed, key=lambda part: (part.end_time or 0.0, part.partition_id))
     out = []
     for part in reversed(failed[-RECENT_FAILURES:]):
-        entry = partition_status(state, part, positions)
+        entry = partition_status(state, part)
         op = entry.failed_operations[0] if entry.failed_operations else None
         out.append(Failure(part.partition_id, op, entry.error_message, part.end_time))
     return out
