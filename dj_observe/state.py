@@ -107,6 +107,7 @@ class OpTable:
         "end_time",
         "errors",
         "index",
+        "index_source",
         "input_rows",
         "name",
         "output_rows",
@@ -121,6 +122,7 @@ class OpTable:
         self.partition = array("q")
         self.name: list[str] = []
         self.index = array("q")
+        self.index_source = bytearray()  # 0: index unset, else 1 + where it came from
         self.status = bytearray()
         self.start_time = array("d")
         self.end_time = array("d")
@@ -141,6 +143,7 @@ class OpTable:
         unset_int = array("q", [-1]) * block
         self.partition.extend(array("q", [0]) * block)
         self.index.extend(unset_int)
+        self.index_source.extend(bytes(block))
         self.status.extend(bytes(block))
         for column in (self.start_time, self.end_time, self.duration, self.checkpoint_time):
             column.extend(unset_float)
@@ -157,12 +160,11 @@ class OpTable:
         self.partition[slot] = partition_id
         return slot
 
-    def trim(self) -> None:
-        """Drop the unused room at the end (before pickling or counting)."""
-        size = len(self.name)
-        for column in (
+    def _columns(self) -> tuple[array[Any] | bytearray, ...]:
+        return (
             self.partition,
             self.index,
+            self.index_source,
             self.status,
             self.start_time,
             self.end_time,
@@ -171,8 +173,26 @@ class OpTable:
             self.input_rows,
             self.output_rows,
             self.attempts,
-        ):
+        )
+
+    def trim(self) -> None:
+        """Drop the unused room at the end (before pickling or counting)."""
+        size = len(self.name)
+        for column in self._columns():
             del column[size:]
+
+    def extend(self, other: OpTable, slots: list[int]) -> dict[int, int]:
+        """Append copies of ``other``'s runs at ``slots``; returns their old slot -> new slot."""
+        self.trim()
+        first = len(self.name)
+        renumbered = dict(zip(slots, range(first, first + len(slots)), strict=True))
+        self.name.extend(map(other.name.__getitem__, slots))
+        for mine, theirs in zip(self._columns(), other._columns(), strict=True):
+            mine.extend(map(theirs.__getitem__, slots))
+        for slot, error in other.errors.items():
+            if slot in renumbered:
+                self.errors[renumbered[slot]] = error
+        return renumbered
 
     def count(self, status: Status) -> int:
         """Runs with this status code."""
@@ -544,8 +564,10 @@ class JobState:
         idx = event.operation_idx
         if idx is not None:
             self._set_position(name, idx, strength)
-            if strength >= _FROM_CHECKPOINT or self.ops.index[slot] < 0:
-                self.ops.index[slot] = idx
+            ops = self.ops
+            if strength + 1 >= ops.index_source[slot]:  # last writer of the strongest source
+                ops.index[slot] = idx
+                ops.index_source[slot] = strength + 1
 
     def _op_start(self, event: AnyEvent, ts: float | None) -> None:
         slot = self._op_slot(event, ts)
@@ -708,11 +730,22 @@ class JobState:
         for name, (strength, idx) in later._positions.items():
             self._set_position(name, idx, strength)
         self._op_names_seen |= later._op_names_seen
-        for pid, theirs in later.partitions.items():
-            self._merge_partition(pid, theirs, later.ops)
+        shared = [pid for pid in later.partitions if pid in self.partitions]
+        for pid in shared:
+            self._merge_partition(pid, later.partitions[pid], later.ops)
+        self._adopt(later, [pid for pid in later.partitions if pid not in self.partitions])
         times = self.ops.checkpoint_time
         self._checkpointed = sum(1 for slot in range(len(self.ops)) if _is_set(times[slot]))
         self._most_ops = max((len(part.ops) for part in self.partitions.values()), default=0)
+
+    def _adopt(self, later: JobState, pids: list[int]) -> None:
+        """Take over ``later``'s partitions that this state never saw, op runs and all."""
+        parts = [later.partitions[pid] for pid in pids]
+        slots = [slot for part in parts for slot in part.ops.values()]
+        renumbered = self.ops.extend(later.ops, slots)
+        for part in parts:
+            part.ops = {name: renumbered[slot] for name, slot in part.ops.items()}
+            self.partitions[part.partition_id] = part
 
     def _merge_partition(self, pid: int, theirs: PartitionState, their_ops: OpTable) -> None:
         mine = self.partitions.get(pid)
@@ -747,7 +780,11 @@ class JobState:
                 value = getattr(their_ops, column)[their_slot]
                 if _is_set(value):
                     getattr(ops, column)[slot] = value
-            for column in ("index", "input_rows", "output_rows"):
+            source = their_ops.index_source[their_slot]
+            if source and source >= ops.index_source[slot]:
+                ops.index[slot] = their_ops.index[their_slot]
+                ops.index_source[slot] = source
+            for column in ("input_rows", "output_rows"):
                 value = getattr(their_ops, column)[their_slot]
                 if value >= 0:
                     getattr(ops, column)[slot] = value

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from support import fold, state_view
+from support import fold, state_view, to_lines
 
 from dj_observe.eventlog import DEFAULT_MAX_LINE_BYTES, EventLogReader
-from dj_observe.events import EventType
+from dj_observe.events import FAST_DECODER, TYPED_DECODER, EventType, parse_line
+from dj_observe.oprows import op_rows
 from dj_observe.snapshot import ProcessingSnapshotAnalyzer, ProcessingStatus, write_json
 from dj_observe.state import JobState
 
@@ -313,3 +315,52 @@ def test_fold_is_the_same_event_by_event_and_in_one_batch(events):
     for event in events:
         fold([event], one_by_one)
     assert state_view(one_by_one) == state_view(fold(events))
+
+
+KNOWN_TYPES = frozenset(kind.value for kind in EventType)
+
+
+def _fold_with(decode, events: list[dict]) -> JobState:
+    state = JobState()
+    block = to_lines(events)
+    if block:
+        state.apply_all(decode(block))
+    return state
+
+
+@SETTINGS
+@given(events=st.lists(vocabulary_events(), max_size=40))
+@example(events=PLANNED_OP_WITH_ROWS_IN_START_METADATA)
+def test_typed_generic_and_tolerant_decoding_fold_alike(events):
+    generic = state_view(_fold_with(FAST_DECODER.decode_lines, events))
+    tolerant = _fold_with(lambda block: [parse_line(line) for line in block.splitlines()], events)
+    assert generic == state_view(tolerant)
+    if all(event["event_type"] in KNOWN_TYPES for event in events):
+        assert state_view(_fold_with(TYPED_DECODER.decode_lines, events)) == generic
+
+
+@SETTINGS
+@given(events=st.lists(vocabulary_events(), max_size=40))
+@example(events=OP_THEN_ITS_DAG_NODE)
+def test_op_rows_agree_with_op_run(events):
+    state = fold(events)
+    parts = [part for _, part in sorted(state.partitions.items())]
+    rows = op_rows(state, parts)
+    as_rows = list(
+        zip(
+            rows.partition_id,
+            rows.name,
+            rows.index,
+            rows.status,
+            rows.start_time,
+            rows.end_time,
+            rows.duration,
+            rows.input_rows,
+            rows.output_rows,
+            rows.checkpoint_time,
+            rows.error_message,
+            strict=True,
+        )
+    )
+    assert as_rows == [tuple(run) for part in parts for run in state.op_runs(part)]
+    assert rows.bounds == [0, *itertools.accumulate(len(part.ops) for part in parts)]
