@@ -197,6 +197,17 @@ def _parser() -> argparse.ArgumentParser:
         "of the others (default: 500)",
     )
 
+    instrument = commands.add_parser(
+        "instrument",
+        help="run a command (e.g. dj-process) with Data-Juicer's events observed",
+        description="Run COMMAND with every Data-Juicer event of its Python processes also "
+        "sent to dj-observe's metrics and spans (configured by DJ_OBSERVE_* and OTEL_* "
+        "environment variables).  Data-Juicer's own files are unchanged.",
+    )
+    instrument.add_argument(
+        "child", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS]", help="the command to run"
+    )
+
     jobs = commands.add_parser("jobs", help="list the jobs under an outputs directory")
     jobs.add_argument("outputs_dir", help="a directory whose subdirectories are job directories")
     jobs.add_argument("--running", action="store_true", help="only jobs with a live process")
@@ -375,6 +386,24 @@ def _silence_stdout() -> None:
         pass
 
 
+def _instrument(child: list[str]) -> int:
+    """Replace this process with ``child``, Data-Juicer instrumented in its Python processes."""
+    from dj_observe.integrations.data_juicer import AUTOLOAD_DIR, ENABLE_VARIABLE
+
+    if child[:1] == ["--"]:
+        child = child[1:]
+    if not child:
+        raise CliError("instrument needs a command, e.g. dj-observe instrument -- dj-process ...")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(AUTOLOAD_DIR), env.get("PYTHONPATH")]))
+    env[ENABLE_VARIABLE] = "1"
+    try:
+        os.execvpe(child[0], child, env)
+    except FileNotFoundError as exc:
+        raise CliError(f"command not found: {child[0]}") from exc
+    return EXIT_OK  # not reached: exec replaced this process
+
+
 def main(
     argv: Sequence[str] | None = None,
     stdout: IO[str] | None = None,
@@ -419,6 +448,8 @@ def main(
                 exit_on_end=args.exit_on_end,
                 stale_after=args.stale_after,
             )
+        if args.command == "instrument":
+            return _instrument(args.child)
         return _jobs(args, stdout)
     except (CliError, JobDirectoryError, ConfigError) as exc:
         print(f"dj-observe: error: {exc}", file=stderr)

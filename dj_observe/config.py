@@ -16,6 +16,7 @@ Environment variables:
 ``DJ_OBSERVE_METRICS_PORT``       its port (unset: no endpoint; ``0``: any free port)
 ``DJ_OBSERVE_PUSHGATEWAY``        Pushgateway URL to push metrics to
 ``DJ_OBSERVE_PUSH_INTERVAL``      seconds between pushes (default 15)
+``DJ_OBSERVE_METRICS_LINGER``     seconds /metrics stays up after the hook closes (0)
 ================================  =================================================
 """
 
@@ -151,6 +152,10 @@ class ObservabilityConfig:
             self.metrics.port = _env_number("DJ_OBSERVE_METRICS_PORT", int, self.metrics.port)
         if "pushgateway" not in metrics and env.get("DJ_OBSERVE_PUSHGATEWAY"):
             self.metrics.pushgateway = env["DJ_OBSERVE_PUSHGATEWAY"]
+        if "linger" not in metrics:
+            self.metrics.linger = _env_number(
+                "DJ_OBSERVE_METRICS_LINGER", float, self.metrics.linger
+            )
         if "push_interval" not in metrics:
             self.metrics.push_interval = _env_number(
                 "DJ_OBSERVE_PUSH_INTERVAL", float, self.metrics.push_interval

@@ -16,7 +16,7 @@ from dj_observe.state import JobState, PartitionState, Status
 
 __all__ = ["OpRows", "op_rows"]
 
-_COMPLETED, _IN_PROGRESS, _FAILED = Status.COMPLETED, Status.IN_PROGRESS, Status.FAILED
+_COMPLETED, _FAILED = Status.COMPLETED, Status.FAILED
 _BY_CODE = tuple(Status)
 _LAST = 1 << 30  # sorts an op of unknown position after the known ones
 
@@ -63,11 +63,9 @@ def op_rows(state: JobState, partitions: list[PartitionState] | None = None) -> 
     errors: list[str | None] = [None] * len(slots)
     for row in [row for row, code in enumerate(status) if code == _FAILED]:
         slot = slots[row]
-        errors[row] = ops.errors.get(slot)
-        if codes[row] == _IN_PROGRESS:  # failed with its partition
-            part = state.partitions[ops.partition[slot]]
-            ends[row] = part.end_time if ends[row] is None else ends[row]
-            errors[row] = errors[row] or part.error_message
+        errors[row] = state.op_error(slot)
+        if ends[row] is None:
+            ends[row] = state.partition_failure_time(slot)
     starts = _floats(ops.start_time, slots)
     ends = [end if code >= _COMPLETED else None for end, code in zip(ends, status, strict=True)]
     durations = [
@@ -76,6 +74,8 @@ def op_rows(state: JobState, partitions: list[PartitionState] | None = None) -> 
             map(ops.duration.__getitem__, slots), status, starts, ends, strict=True
         )
     ]
+    for row in _timed_as_group(state, slots, index, bounds):
+        durations[row] = None  # the executor timed only the group (JobState.op_timed_as_group)
     return OpRows(
         partitions=partitions,
         bounds=bounds,
@@ -95,6 +95,27 @@ def op_rows(state: JobState, partitions: list[PartitionState] | None = None) -> 
         checkpoint_time=_floats(ops.checkpoint_time, slots),
         error_message=errors,
     )
+
+
+def _timed_as_group(
+    state: JobState, slots: list[int], index: list[int | None], bounds: list[int]
+) -> list[int]:
+    """Rows of :meth:`JobState.op_timed_as_group` runs, found by looking at each row's
+    pipeline successor in the same partition (the next row, if it is the next op)."""
+    groups = state.ops.group_index
+    if max(groups, default=-1) < 1 or not state.indexes_ops_by_group():
+        return []
+    marks = list(map(groups.__getitem__, slots))
+    starts = set(bounds)
+    found = []
+    for row, mark in enumerate(marks):
+        if mark > 0:
+            found.append(row)
+        elif mark == 0 and row + 1 not in starts and marks[row + 1] == 1:
+            here, after = index[row], index[row + 1]
+            if here is not None and after == here + 1:
+                found.append(row)
+    return found
 
 
 def _floats(column: array[float], slots: list[int]) -> list[float | None]:

@@ -132,6 +132,10 @@ class JobSnapshot:
     dag_plan_loaded: bool = False
     log_files: list[str] = field(default_factory=list)
     side_file_errors: list[str] = field(default_factory=list)
+    skipped: dict[int, list[str]] = field(default_factory=dict)
+    """Completed partitions' ops that never completed (see ``JobState.skipped_ops``)."""
+    group_timed_operations: int = 0
+    """Op runs timed only as part of a checkpoint group: no per-op duration."""
 
     @property
     def partition_statuses(self) -> dict[int, PartitionStatus]:
@@ -251,6 +255,8 @@ def _summarise(tracker: JobTracker, state: JobState, job_dir: str) -> JobSnapsho
         dag_plan_loaded=bool(tracker.plan and tracker.plan.loaded),
         log_files=[str(path) for path in tracker.log_files],
         side_file_errors=errors,
+        skipped=state.skipped_operations(),
+        group_timed_operations=state.group_timed_count(),
     )
 
 
@@ -358,7 +364,7 @@ def _partition_status(state: JobState, rows: OpRows, i: int) -> PartitionStatus:
         error_message=error,
         progress_percentage=(
             100.0
-            if status == Status.COMPLETED
+            if status == Status.COMPLETED and len(completed) >= expected
             else round(min(100.0, 100.0 * len(completed) / expected), 2)
         ),
     )
@@ -508,6 +514,8 @@ def _metadata(snap: JobSnapshot) -> dict[str, Any]:
         "unknown_event_types": unknown,
         "side_file_errors": snap.side_file_errors,
         "resumed_runs": state.resume_count,
+        "skipped_operations": {str(pid): names for pid, names in snap.skipped.items()},
+        "group_timed_operations": snap.group_timed_operations,
         "last_event_time": state.last_event_time,
         "seconds_since_last_event": _rounded(snap.seconds_since_last_event),
     }
@@ -724,15 +732,30 @@ def _path(snap: JobSnapshot, summary_key: str, name: str) -> str | None:
     return candidate if os.path.isdir(candidate) else None
 
 
+_CLI_ARGUMENTS = "cli.yaml"
+"""Data-Juicer's record of the command line in the job directory (not a config)."""
+
+
 def _backed_up_config(job_dir: str) -> str | None:
     try:
         names = sorted(os.listdir(job_dir))
     except OSError:
         return None
     for name in names:
-        if name.endswith((".yaml", ".yml")):
+        if name.endswith((".yaml", ".yml")) and name != _CLI_ARGUMENTS:
             return os.path.join(job_dir, name)
     return None
+
+
+def _config_on_command_line(job_dir: str) -> str | None:
+    """The ``--config`` the job was started with, from Data-Juicer's ``cli.yaml``."""
+    import yaml
+
+    try:
+        arguments = yaml.safe_load(Path(job_dir, _CLI_ARGUMENTS).read_text()).get("arguments")
+        return arguments[arguments.index("--config") + 1]
+    except (OSError, yaml.YAMLError, AttributeError, ValueError, IndexError, TypeError):
+        return None
 
 
 def _resumption_command(snap: JobSnapshot, config_file: Any) -> str | None:
@@ -741,7 +764,7 @@ def _resumption_command(snap: JobSnapshot, config_file: Any) -> str | None:
         return recorded
     config = config_file[0] if isinstance(config_file, list) and config_file else config_file
     if not isinstance(config, str):
-        config = _backed_up_config(snap.job_dir)
+        config = _config_on_command_line(snap.job_dir) or _backed_up_config(snap.job_dir)
     if not config:
         return None
     return f"dj-process --config {config} --job_id {snap.job_id}"

@@ -68,6 +68,17 @@ def _header(snap: JobSnapshot) -> Panel:
         lines.append(
             f"\nSkipped log lines: {skipped} (malformed, oversized or torn)", style="yellow"
         )
+    for pid, names in list(snap.skipped.items())[:MAX_PARTITION_ROWS]:
+        lines.append(
+            f"\nPartition {pid} completed without running {', '.join(names)} (skipped on resume)",
+            style="bold red",
+        )
+    if snap.group_timed_operations:
+        lines.append(
+            f"\n{snap.group_timed_operations} op runs were timed only as checkpoint groups: "
+            "no per-op duration",
+            style="yellow",
+        )
     return Panel(lines, title=f"Job {snap.job_id}", expand=False)
 
 

@@ -43,6 +43,7 @@ from dj_observe.events import (
 __all__ = [
     "MAX_EVENT_TYPES",
     "OTHER_EVENT_TYPES",
+    "SKIPPED_BY_RESUME",
     "JobState",
     "OpRun",
     "OpTable",
@@ -54,6 +55,7 @@ __all__ = [
 MAX_EVENT_TYPES = 256
 """Distinct event types counted by name; further unknown ones share one counter."""
 OTHER_EVENT_TYPES = "(other)"
+SKIPPED_BY_RESUME = "never completed: its partition completed without it (skipped on resume)"
 
 NAN = math.nan
 
@@ -106,6 +108,7 @@ class OpTable:
         "duration",
         "end_time",
         "errors",
+        "group_index",
         "index",
         "index_source",
         "input_rows",
@@ -131,6 +134,7 @@ class OpTable:
         self.input_rows = array("q")
         self.output_rows = array("q")
         self.attempts = array("q")
+        self.group_index = array("q")  # operation_idx as the op_complete event wrote it
         self.errors: dict[int, str] = {}
 
     def __len__(self) -> int:
@@ -150,6 +154,7 @@ class OpTable:
         self.input_rows.extend(unset_int)
         self.output_rows.extend(unset_int)
         self.attempts.extend(array("q", [0]) * block)
+        self.group_index.extend(unset_int)
 
     def add(self, partition_id: int, name: str) -> int:
         """Append an empty run and return its slot."""
@@ -173,6 +178,7 @@ class OpTable:
             self.input_rows,
             self.output_rows,
             self.attempts,
+            self.group_index,
         )
 
     def trim(self) -> None:
@@ -271,6 +277,7 @@ class JobState:
         self.ops = OpTable()
         self._positions: dict[str, tuple[int, int]] = {}
         self._placed: set[str] = set()  # names a plan or a DAG node id placed for good
+        self._event_index: dict[str, int] = {}  # op name -> operation_idx its op events carry
         self._op_names_seen: set[str] = set()
         self._most_ops = 0
         self._checkpointed = 0
@@ -442,7 +449,7 @@ class JobState:
     def _job_failed(self, event: AnyEvent, ts: float | None) -> None:
         self.status = Status.FAILED
         self.end_time = ts
-        self.error_message = event.error_message or text(event.message)
+        self.error_message = _clean_error(event.error_message or text(event.message))
         if event.duration is not None:
             self.duration = event.duration
 
@@ -503,7 +510,7 @@ class JobState:
         meta = nested(event.metadata)
         if meta.get("success") is False:
             part.status = Status.FAILED
-            part.error_message = (
+            part.error_message = _clean_error(
                 _str(meta.get("error")) or event.error_message or text(event.message)
             )
         else:
@@ -516,7 +523,7 @@ class JobState:
         part.status = Status.FAILED
         if ts is not None:
             part.end_time = ts
-        error = event.error_message or text(event.message)
+        error = _clean_error(event.error_message or text(event.message))
         if error is not None:
             part.error_message = error
         error_type = _error_type(event)
@@ -597,6 +604,8 @@ class JobState:
         ops.status[slot] = status
         if ts is not None:
             ops.end_time[slot] = ts
+        if event.operation_idx is not None:
+            ops.group_index[slot] = self._event_index[ops.name[slot]] = event.operation_idx
         placed = ops.name[slot] in self._placed
         complete = (
             placed
@@ -623,7 +632,7 @@ class JobState:
         if not placed:
             self._op_position(event, slot, _FROM_OP_EVENT, metrics.dag_node_id)
         if status == Status.FAILED:
-            ops.errors[slot] = event.error_message or text(event.message) or "failed"
+            ops.errors[slot] = _clean_error(event.error_message or text(event.message)) or "failed"
         return slot
 
     def _op_complete(self, event: AnyEvent, ts: float | None) -> None:
@@ -730,6 +739,7 @@ class JobState:
         for name, (strength, idx) in later._positions.items():
             self._set_position(name, idx, strength)
         self._op_names_seen |= later._op_names_seen
+        self._event_index.update(later._event_index)
         shared = [pid for pid in later.partitions if pid in self.partitions]
         for pid in shared:
             self._merge_partition(pid, later.partitions[pid], later.ops)
@@ -784,7 +794,7 @@ class JobState:
             if source and source >= ops.index_source[slot]:
                 ops.index[slot] = their_ops.index[their_slot]
                 ops.index_source[slot] = source
-            for column in ("input_rows", "output_rows"):
+            for column in ("input_rows", "output_rows", "group_index"):
                 value = getattr(their_ops, column)[their_slot]
                 if value >= 0:
                     getattr(ops, column)[slot] = value
@@ -830,19 +840,89 @@ class JobState:
     def op_status(self, slot: int) -> Status:
         """An op run's status.
 
-        One that was only checkpointed counts as completed; one still running when
-        its partition failed failed with it (Data-Juicer writes no ``op_failed``).
+        One that was only checkpointed counts as completed.  One still running when
+        its partition ended failed: with its partition (Data-Juicer writes no
+        ``op_failed``), or, if the partition completed without it, because a resume
+        skipped it (:data:`SKIPPED_BY_RESUME`).
         """
         code = self.ops.status[slot]
         if code == Status.NOT_STARTED and _is_set(self.ops.checkpoint_time[slot]):
             return Status.COMPLETED
-        if code == Status.IN_PROGRESS and self._partition_failed_at(slot):
+        if code == Status.IN_PROGRESS and self._partition_ended_at(slot):
             return Status.FAILED
         return _BY_CODE[code]
 
-    def _partition_failed_at(self, slot: int) -> bool:
+    def _partition_ended_at(self, slot: int) -> bool:
         part = self.partitions.get(self.ops.partition[slot])
-        return part is not None and part.status == Status.FAILED
+        return part is not None and part.status in _TERMINAL
+
+    def indexes_ops_by_group(self) -> bool:
+        """Whether op events number ops within their checkpoint group, not the pipeline
+        (Data-Juicer's partitioned executor): some op's event index is not its position."""
+        positions = self.pipeline_positions()
+        return any(positions.get(name, idx) != idx for name, idx in self._event_index.items())
+
+    def op_timed_as_group(self, slot: int, grouped: bool | None = None) -> bool:
+        """Whether the run was one of several ops executed and timed as one checkpoint
+        group: its event index is past the group's first op, or the pipeline's next op on
+        the same partition is the group's second.  Data-Juicer splits a group's time
+        evenly across its ops; that is not a per-op measurement.  ``grouped`` passes
+        :meth:`indexes_ops_by_group` when the caller knows it."""
+        ops = self.ops
+        index = ops.group_index[slot]
+        if index < 0 or not (self.indexes_ops_by_group() if grouped is None else grouped):
+            return False
+        if index > 0:
+            return True
+        position = self.op_index(slot)
+        following = None if position is None else self._name_at(position + 1)
+        part = self.partitions[ops.partition[slot]]
+        after = part.ops.get(following) if following is not None else None
+        return after is not None and ops.group_index[after] == 1
+
+    def group_timed_count(self) -> int:
+        """Op runs :meth:`op_timed_as_group` (0 at once for logs with no such groups)."""
+        if max(self.ops.group_index, default=-1) < 1 or not self.indexes_ops_by_group():
+            return 0
+        return sum(self.op_timed_as_group(slot, True) for slot in range(len(self.ops)))
+
+    def partition_failure_time(self, slot: int) -> float | None:
+        """When a run still going at its partition's failure ended: with the partition."""
+        if self.ops.status[slot] != Status.IN_PROGRESS:
+            return None
+        part = self.partitions[self.ops.partition[slot]]
+        return part.end_time if part.status == Status.FAILED else None
+
+    def op_error(self, slot: int) -> str | None:
+        """Why a failed op run failed (see :meth:`op_status`)."""
+        error = self.ops.errors.get(slot)
+        if error is None and self.ops.status[slot] == Status.IN_PROGRESS:
+            part = self.partitions[self.ops.partition[slot]]
+            error = SKIPPED_BY_RESUME if part.status == Status.COMPLETED else part.error_message
+        return error
+
+    def skipped_ops(self, part: PartitionState) -> list[str]:
+        """Ops of the pipeline a *completed* partition never completed (a resume from a bad
+        checkpoint skips them silently), in pipeline order; empty for other partitions."""
+        if part.status != Status.COMPLETED:
+            return []
+        done = {name for name, slot in part.ops.items() if self.op_status(slot) == Status.COMPLETED}
+        return [name for name in self.op_names if name not in done]
+
+    def skipped_operations(self) -> dict[int, list[str]]:
+        """:meth:`skipped_ops` of every partition that has some, by partition id."""
+        expected = self.ops_per_partition
+        suspects = {
+            pid
+            for pid, part in self.partitions.items()
+            if part.status == Status.COMPLETED and len(part.ops) < expected
+        }
+        ops = self.ops
+        if ops.count(Status.IN_PROGRESS) or ops.count(Status.FAILED):
+            codes, unfinished = ops.status, (Status.IN_PROGRESS, Status.FAILED)
+            suspects.update(ops.partition[s] for s in range(len(ops)) if codes[s] in unfinished)
+        found = {pid: self.skipped_ops(self.partitions[pid]) for pid in sorted(suspects)}
+        return {pid: names for pid, names in found.items() if names}
 
     def partition_status(self, part: PartitionState) -> Status:
         """A partition's status: its own events, else what its ops say."""
@@ -876,12 +956,15 @@ class JobState:
             )
             counts[Status.NOT_STARTED] -= implied
             counts[Status.COMPLETED] += implied
-        for part in self.partitions.values():  # still running when the partition failed
-            if part.status == Status.FAILED:
-                for slot in part.ops.values():
-                    if ops.status[slot] == Status.IN_PROGRESS:
-                        counts[Status.IN_PROGRESS] -= 1
-                        counts[Status.FAILED] += 1
+        if counts[Status.IN_PROGRESS]:  # still running when their partition ended: failed
+            codes = ops.status
+            ended = sum(
+                1
+                for slot in range(len(ops))
+                if codes[slot] == Status.IN_PROGRESS and self._partition_ended_at(slot)
+            )
+            counts[Status.IN_PROGRESS] -= ended
+            counts[Status.FAILED] += ended
         return counts
 
     def checkpointed_op_count(self) -> int:
@@ -929,17 +1012,17 @@ class JobState:
         start = start if start == start else None
         end = duration = error = None
         if status == Status.FAILED:
-            error = ops.errors.get(slot)
+            error = self.op_error(slot)
         if ended:
             end = ops.end_time[slot]
             end = end if end == end else None
-            if ops.status[slot] == Status.IN_PROGRESS:  # failed with its partition
-                part = self.partitions[ops.partition[slot]]
-                end = part.end_time if end is None else end
-                error = error or part.error_message
+            if end is None:
+                end = self.partition_failure_time(slot)
             duration = ops.duration[slot]
             duration = duration if duration == duration else None
-            if duration is None and end is not None and start is not None and end >= start:
+            if self.op_timed_as_group(slot):
+                duration = None  # the executor timed only the group: no per-op number
+            elif duration is None and end is not None and start is not None and end >= start:
                 duration = end - start
         rows_in = ops.input_rows[slot]
         rows_out = ops.output_rows[slot]
@@ -989,8 +1072,21 @@ def _error_type(event: AnyEvent) -> str | None:
 
 
 def error_type_of(message: str | None) -> str | None:
-    """The exception class an error names: ``ValueError`` in ``RayTaskError(ValueError): x``."""
+    """The exception class an error names: ``ValueError`` in ``RayTaskError(ValueError): x``;
+    in a traceback, the first exception raised (the root cause)."""
     match = re.match(r"^\s*(?:\w+\((\w+)\)|(\w+(?:Error|Exception|Interrupt)))", message or "")
     if match:
         return match.group(1) or match.group(2)
-    return None
+    raised = _RAISED.search(message or "")
+    return raised.group(1).rsplit(".", 1)[-1] if raised else None
+
+
+_RAISED = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt))(?::|$)", re.MULTILINE)
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _clean_error(message: str | None) -> str | None:
+    """An error message without terminal colour codes (Ray's tracebacks carry them)."""
+    if message and "\x1b" in message:
+        return _ANSI_ESCAPE.sub("", message)
+    return message

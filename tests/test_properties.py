@@ -287,8 +287,33 @@ PLANNED_OP_WITH_ROWS_IN_START_METADATA = [
 ]
 
 
+def _checkpoint_groups() -> list[dict]:
+    """Data-Juicer's every_n_ops shape: ops [0, 1] run and timed as one group, then [2]."""
+    events: list[dict] = []
+    for group_start, names in ((0, OP_NAMES[:2]), (2, OP_NAMES[2:3])):
+        for kind in ("op_start", "op_complete"):
+            for index, name in enumerate(names):
+                node = f"op_{group_start + index + 1:03d}_{name}_partition_0"
+                events.append(
+                    {
+                        "event_type": kind,
+                        "timestamp": float(len(events)),
+                        "partition_id": 0,
+                        "operation_name": name,
+                        "operation_idx": index,
+                        "op_args": {"dag_node_id": node},
+                        "duration": 0.5,
+                    }
+                )
+    return events
+
+
+CHECKPOINT_GROUPS = _checkpoint_groups()
+
+
 @SETTINGS
 @given(events=st.lists(vocabulary_events(), max_size=40), cut=st.integers(0, 40))
+@example(events=CHECKPOINT_GROUPS, cut=3)
 @example(events=RESTARTED_AFTER_FAILURE, cut=0)
 @example(events=OP_THEN_ITS_DAG_NODE, cut=1)
 @example(events=PLANNED_OP_WITH_ROWS_IN_START_METADATA, cut=1)
@@ -342,6 +367,7 @@ def test_typed_generic_and_tolerant_decoding_fold_alike(events):
 @SETTINGS
 @given(events=st.lists(vocabulary_events(), max_size=40))
 @example(events=OP_THEN_ITS_DAG_NODE)
+@example(events=CHECKPOINT_GROUPS)
 def test_op_rows_agree_with_op_run(events):
     state = fold(events)
     parts = [part for _, part in sorted(state.partitions.items())]

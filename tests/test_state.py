@@ -621,3 +621,87 @@ def test_merging_an_empty_state_changes_nothing():
     state = fold(events)
     state.merge(JobState())
     assert state_view(state) == state_view(fold(events))
+
+
+# -- what Data-Juicer's partitioned executor cannot tell -------------------------------
+
+
+def grouped_partition(pid: int, t: float) -> list:
+    """Data-Juicer's every_n_ops: a_mapper and b_filter run and are timed as one group
+    (indices 0 and 1 within it, the group's time split evenly), then c_dedup alone."""
+    events = [ev("partition_start", t, partition_id=pid)]
+    for names, first in ((OPS[:2], 0), (OPS[2:], 2)):
+        for kind in ("op_start", "op_complete"):
+            for index, name in enumerate(names):
+                node = f"op_{first + index + 1:03d}_{name}_partition_{pid}"
+                events.append(
+                    ev(
+                        kind,
+                        t + first + (0.5 if kind == "op_complete" else 0.0),
+                        partition_id=pid,
+                        operation_name=name,
+                        operation_idx=index,
+                        op_args={"dag_node_id": node},
+                        duration=0.25 if kind == "op_complete" else None,
+                    )
+                )
+    events.append(ev("partition_complete", t + 3, partition_id=pid))
+    return [{k: v for k, v in event.items() if v is not None} for event in events]
+
+
+def test_ops_timed_only_as_a_checkpoint_group_have_no_duration():
+    state = fold([job_start(), *grouped_partition(0, 2.0)])
+    runs = {run.operation_name: run for run in state.op_runs(state.partitions[0])}
+    assert state.indexes_ops_by_group()
+    assert runs["a_mapper"].duration is None and runs["b_filter"].duration is None
+    assert runs["c_dedup"].duration == 0.25  # alone in its group: a real measurement
+    assert [run.operation_idx for run in runs.values()] == [0, 1, 2]
+
+
+def test_pipeline_indexed_ops_keep_their_durations():
+    state = fold([job_start(), *partition_ok(0, 2.0)])
+    assert not state.indexes_ops_by_group()
+    assert [run.duration for run in state.op_runs(state.partitions[0])] == [0.5, 0.5, 0.5]
+
+
+def test_an_op_a_resume_skipped_is_failed_and_listed():
+    """Resumed from a bad checkpoint, the partition completes without ever finishing b_filter."""
+    events = [
+        job_start(),
+        ev("partition_start", 2.0, partition_id=0),
+        *op_pair(0, 0, 3.0),
+        ev("op_start", 4.0, partition_id=0, operation_name="b_filter", operation_idx=0),
+        ev("partition_failed", 5.0, partition_id=0, error_message="RuntimeError: boom"),
+        job_start(10.0, is_resuming=True),
+        ev("partition_start", 11.0, partition_id=0),
+        *op_pair(0, 2, 12.0),
+        ev("partition_complete", 13.0, partition_id=0),
+    ]
+    state = fold(events)
+    part = state.partitions[0]
+    assert state.partition_status(part) == Status.COMPLETED
+    assert state.skipped_operations() == {0: ["b_filter"]}
+    skipped = next(run for run in state.op_runs(part) if run.operation_name == "b_filter")
+    assert skipped.status == Status.FAILED
+    assert skipped.end_time is None and skipped.duration is None
+    assert "skipped on resume" in skipped.error_message
+    entry = partition_status(state, part)
+    assert entry.failed_operations == ["b_filter"]
+    assert entry.progress_percentage == pytest.approx(66.67)
+    assert state.op_counts()[Status.FAILED] == 1
+
+
+def test_error_messages_lose_terminal_colours_and_name_the_root_cause():
+    traceback = (
+        "\x1b[36mray::MapBatches(process_batched)()\x1b[39m (pid=1)\n"
+        '  File "op.py", line 3, in process\nRuntimeError: injected\n\n'
+        "The above exception was the direct cause of the following exception:\n\n"
+        "ray.exceptions.UserCodeException: UDF failed"
+    )
+    state = fold(
+        [job_start(), ev("partition_failed", 2.0, partition_id=0, error_message=traceback)]
+    )
+    part = state.partitions[0]
+    assert "\x1b" not in part.error_message
+    assert part.error_message.startswith("ray::MapBatches")
+    assert part.error_type == "RuntimeError"

@@ -1,0 +1,1 @@
+"""Adapters that attach dj-observe to other executors (see :mod:`.data_juicer`)."""
