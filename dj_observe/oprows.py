@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from dj_observe.state import JobState, PartitionState, Status
 
-__all__ = ["OpRows", "op_rows"]
+__all__ = ["OpRows", "group_timed_count", "op_rows"]
 
 _COMPLETED, _FAILED = Status.COMPLETED, Status.FAILED
 _BY_CODE = tuple(Status)
@@ -44,6 +44,8 @@ class OpRows:
     output_rows: list[int | None]
     checkpoint_time: list[float | None]
     error_message: list[str | None]
+    group_timed: int
+    """How many of the runs were timed only with their checkpoint group (no duration)."""
 
     def __len__(self) -> int:
         return len(self.slot)
@@ -74,7 +76,8 @@ def op_rows(state: JobState, partitions: list[PartitionState] | None = None) -> 
             map(ops.duration.__getitem__, slots), status, starts, ends, strict=True
         )
     ]
-    for row in _timed_as_group(state, slots, index, bounds):
+    grouped = _timed_as_group(state, slots, index, bounds)
+    for row in grouped:
         durations[row] = None  # the executor timed only the group (JobState.op_timed_as_group)
     return OpRows(
         partitions=partitions,
@@ -94,27 +97,29 @@ def op_rows(state: JobState, partitions: list[PartitionState] | None = None) -> 
         ],
         checkpoint_time=_floats(ops.checkpoint_time, slots),
         error_message=errors,
+        group_timed=len(grouped),
     )
 
 
 def _timed_as_group(
     state: JobState, slots: list[int], index: list[int | None], bounds: list[int]
-) -> list[int]:
-    """Rows of :meth:`JobState.op_timed_as_group` runs, found by looking at each row's
-    pipeline successor in the same partition (the next row, if it is the next op)."""
-    groups = state.ops.group_index
-    if max(groups, default=-1) < 1 or not state.indexes_ops_by_group():
-        return []
-    marks = list(map(groups.__getitem__, slots))
-    starts = set(bounds)
-    found = []
-    for row, mark in enumerate(marks):
-        if mark > 0:
-            found.append(row)
-        elif mark == 0 and row + 1 not in starts and marks[row + 1] == 1:
-            here, after = index[row], index[row + 1]
-            if here is not None and after == here + 1:
-                found.append(row)
+) -> set[int]:
+    """Rows of :meth:`JobState.op_timed_as_group` runs: a row and the next one overlap in
+    time, the next being the next op of the pipeline on the same partition."""
+    ops = state.ops
+    starts = map(ops.start_time.__getitem__, slots[1:])
+    ends = map(ops.end_time.__getitem__, slots[:-1])
+    first_rows = set(bounds)
+    found: set[int] = set()
+    for row, overlaps in enumerate(map(float.__lt__, starts, ends)):
+        position = index[row]
+        if (
+            overlaps
+            and row + 1 not in first_rows
+            and position is not None
+            and index[row + 1] == position + 1
+        ):
+            found.update((row, row + 1))
     return found
 
 
@@ -161,3 +166,16 @@ def _duration(recorded: float, start: float | None, end: float | None) -> float 
     if end is not None and start is not None and end >= start:
         return end - start
     return None
+
+
+def group_timed_count(state: JobState) -> int:
+    """How many of the job's op runs :meth:`JobState.op_timed_as_group`."""
+    partitions = [part for _, part in sorted(state.partitions.items())]
+    count = 0
+    for first in range(0, len(partitions), _CHUNK):
+        slots, index, bounds = _ordered(state, partitions[first : first + _CHUNK])
+        count += len(_timed_as_group(state, slots, index, bounds))
+    return count
+
+
+_CHUNK = 4096

@@ -13,6 +13,7 @@ The Python API mirrors Data-Juicer's ``data_juicer.utils.job.snapshot``:
 from __future__ import annotations
 
 import enum
+import functools
 import os
 import tempfile
 import time
@@ -27,7 +28,7 @@ import msgspec
 
 from dj_observe.eventlog import ReadStats
 from dj_observe.events import EventType
-from dj_observe.oprows import OpRows, op_rows
+from dj_observe.oprows import OpRows, group_timed_count, op_rows
 from dj_observe.parallel import ForkedOutput, fork_is_safe
 from dj_observe.state import JobState, OpRun, PartitionState, Status
 from dj_observe.tracker import JobDirectoryError, JobTracker
@@ -134,8 +135,6 @@ class JobSnapshot:
     side_file_errors: list[str] = field(default_factory=list)
     skipped: dict[int, list[str]] = field(default_factory=dict)
     """Completed partitions' ops that never completed (see ``JobState.skipped_ops``)."""
-    group_timed_operations: int = 0
-    """Op runs timed only as part of a checkpoint group: no per-op duration."""
 
     @property
     def partition_statuses(self) -> dict[int, PartitionStatus]:
@@ -155,6 +154,11 @@ class JobSnapshot:
             for _, part in _partitions(self.state)
             for run in self.state.op_runs(part)
         }
+
+    @functools.cached_property
+    def group_timed_operations(self) -> int:
+        """Op runs timed only together with their checkpoint group: no per-op duration."""
+        return group_timed_count(self.state)
 
     @property
     def last_event_time(self) -> float | None:
@@ -256,7 +260,6 @@ def _summarise(tracker: JobTracker, state: JobState, job_dir: str) -> JobSnapsho
         log_files=[str(path) for path in tracker.log_files],
         side_file_errors=errors,
         skipped=state.skipped_operations(),
-        group_timed_operations=state.group_timed_count(),
     )
 
 
@@ -493,7 +496,7 @@ def _file_paths(snap: JobSnapshot) -> dict[str, Any]:
     }
 
 
-def _metadata(snap: JobSnapshot) -> dict[str, Any]:
+def _metadata(snap: JobSnapshot, group_timed: int) -> dict[str, Any]:
     stats, state = snap.stats, snap.state
     unknown = {
         kind: count
@@ -515,7 +518,7 @@ def _metadata(snap: JobSnapshot) -> dict[str, Any]:
         "side_file_errors": snap.side_file_errors,
         "resumed_runs": state.resume_count,
         "skipped_operations": {str(pid): names for pid, names in snap.skipped.items()},
-        "group_timed_operations": snap.group_timed_operations,
+        "group_timed_operations": group_timed,
         "last_event_time": state.last_event_time,
         "seconds_since_last_event": _rounded(snap.seconds_since_last_event),
     }
@@ -574,18 +577,25 @@ def _render_batches(
     partitions: list[PartitionState],
     writer: _ObjectWriter,
     outputs: list[BinaryIO],
-) -> None:
-    """Write the partitions' elements of the three growing members, one output each.
+) -> int:
+    """Write the partitions' elements of the three growing members, one output each;
+    returns how many of their op runs were timed only with their checkpoint group
+    (also written, as text, to a fourth output if there is one).
 
     Op runs are computed once per batch of partitions and serve all three.
-    Every element batch is written with a leading comma (see :meth:`_Member.join`).
+    Every element batch is written with a leading comma (see :meth:`_ObjectWriter.member`).
     """
     state = snap.state
+    group_timed = 0
     for rows in _row_chunks(state, partitions):
         batches = (_checkpointed_batch(rows), _partition_batch(state, rows), _operation_batch(rows))
         for member, batch in enumerate(batches):
             if batch:
                 outputs[member].write(writer.elements(batch, _MEMBER_DEPTH[member]))
+        group_timed += rows.group_timed
+    if len(outputs) > 3:
+        outputs[3].write(str(group_timed).encode())
+    return group_timed
 
 
 _MEMBER_DEPTH = {_CHECKPOINTED: 4, _PARTITIONS: 2, _OPERATIONS: 2}
@@ -606,19 +616,20 @@ def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[b
     if workers > 1 and len(snap.state.ops) >= PARALLEL_RENDER_MIN_OPS and fork_is_safe():
         split = len(partitions) // 2
         child = ForkedOutput(
-            lambda outputs: _render_batches(snap, partitions[split:], writer, outputs), count=3
+            lambda outputs: _render_batches(snap, partitions[split:], writer, outputs), count=4
         )
     with ExitStack() as stack:
         if child is not None:
             stack.callback(child.discard)
         halves = [_spools(stack)]
-        _render_batches(snap, partitions[:split], writer, halves[0])
+        group_timed = _render_batches(snap, partitions[:split], writer, halves[0])
         paths = child.read() if child is not None else None
         if paths is not None:
             halves.append([stack.enter_context(_opened_and_unlinked(path)) for path in paths])
+            group_timed += int(halves[1].pop().read() or 0)
         elif child is not None:  # the child failed: render its half here
             halves.append(_spools(stack))
-            _render_batches(snap, partitions[split:], writer, halves[1])
+            group_timed += _render_batches(snap, partitions[split:], writer, halves[1])
         members = [[half[member] for half in halves] for member in range(3)]
         for key, value in _head(snap).items():
             yield writer.item(key, value)
@@ -626,7 +637,7 @@ def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[b
         yield from writer.member("partition_progress", _STREAM, members[1])
         yield from writer.member("operation_progress", _STREAM, members[2])
         yield writer.item("file_paths", _file_paths(snap))
-        yield writer.item("metadata", _metadata(snap))
+        yield writer.item("metadata", _metadata(snap, group_timed))
         yield writer.close()
 
 

@@ -108,7 +108,6 @@ class OpTable:
         "duration",
         "end_time",
         "errors",
-        "group_index",
         "index",
         "index_source",
         "input_rows",
@@ -134,7 +133,6 @@ class OpTable:
         self.input_rows = array("q")
         self.output_rows = array("q")
         self.attempts = array("q")
-        self.group_index = array("q")  # operation_idx as the op_complete event wrote it
         self.errors: dict[int, str] = {}
 
     def __len__(self) -> int:
@@ -154,7 +152,6 @@ class OpTable:
         self.input_rows.extend(unset_int)
         self.output_rows.extend(unset_int)
         self.attempts.extend(array("q", [0]) * block)
-        self.group_index.extend(unset_int)
 
     def add(self, partition_id: int, name: str) -> int:
         """Append an empty run and return its slot."""
@@ -178,7 +175,6 @@ class OpTable:
             self.input_rows,
             self.output_rows,
             self.attempts,
-            self.group_index,
         )
 
     def trim(self) -> None:
@@ -277,7 +273,6 @@ class JobState:
         self.ops = OpTable()
         self._positions: dict[str, tuple[int, int]] = {}
         self._placed: set[str] = set()  # names a plan or a DAG node id placed for good
-        self._event_index: dict[str, int] = {}  # op name -> operation_idx its op events carry
         self._op_names_seen: set[str] = set()
         self._most_ops = 0
         self._checkpointed = 0
@@ -604,8 +599,6 @@ class JobState:
         ops.status[slot] = status
         if ts is not None:
             ops.end_time[slot] = ts
-        if event.operation_idx is not None:
-            ops.group_index[slot] = self._event_index[ops.name[slot]] = event.operation_idx
         placed = ops.name[slot] in self._placed
         complete = (
             placed
@@ -739,7 +732,6 @@ class JobState:
         for name, (strength, idx) in later._positions.items():
             self._set_position(name, idx, strength)
         self._op_names_seen |= later._op_names_seen
-        self._event_index.update(later._event_index)
         shared = [pid for pid in later.partitions if pid in self.partitions]
         for pid in shared:
             self._merge_partition(pid, later.partitions[pid], later.ops)
@@ -794,7 +786,7 @@ class JobState:
             if source and source >= ops.index_source[slot]:
                 ops.index[slot] = their_ops.index[their_slot]
                 ops.index_source[slot] = source
-            for column in ("input_rows", "output_rows", "group_index"):
+            for column in ("input_rows", "output_rows"):
                 value = getattr(their_ops, column)[their_slot]
                 if value >= 0:
                     getattr(ops, column)[slot] = value
@@ -856,35 +848,34 @@ class JobState:
         part = self.partitions.get(self.ops.partition[slot])
         return part is not None and part.status in _TERMINAL
 
-    def indexes_ops_by_group(self) -> bool:
-        """Whether op events number ops within their checkpoint group, not the pipeline
-        (Data-Juicer's partitioned executor): some op's event index is not its position."""
-        positions = self.pipeline_positions()
-        return any(positions.get(name, idx) != idx for name, idx in self._event_index.items())
-
-    def op_timed_as_group(self, slot: int, grouped: bool | None = None) -> bool:
-        """Whether the run was one of several ops executed and timed as one checkpoint
-        group: its event index is past the group's first op, or the pipeline's next op on
-        the same partition is the group's second.  Data-Juicer splits a group's time
-        evenly across its ops; that is not a per-op measurement.  ``grouped`` passes
-        :meth:`indexes_ops_by_group` when the caller knows it."""
+    def op_timed_as_group(self, slot: int) -> bool:
+        """Whether the run was timed only together with a neighbouring op: the next op of
+        the pipeline on the same partition started before this one ended (or this one
+        before the previous one ended).  Data-Juicer runs a checkpoint group of ops as one
+        lazy Ray Data plan, logs all their op_starts first, and splits the group's time
+        evenly across them: not a per-op measurement.  Ops that run one after another
+        never overlap."""
         ops = self.ops
-        index = ops.group_index[slot]
-        if index < 0 or not (self.indexes_ops_by_group() if grouped is None else grouped):
+        start, end = ops.start_time[slot], ops.end_time[slot]
+        starts, ends = ops.start_time, ops.end_time
+        overlapping = [  # in time, on the same partition (NaN, "never set", overlaps nothing)
+            other
+            for other in self.partitions[ops.partition[slot]].ops.values()
+            if other != slot and starts[other] < end and not ends[other] <= start
+        ]
+        if not overlapping:
             return False
-        if index > 0:
-            return True
-        position = self.op_index(slot)
-        following = None if position is None else self._name_at(position + 1)
-        part = self.partitions[ops.partition[slot]]
-        after = part.ops.get(following) if following is not None else None
-        return after is not None and ops.group_index[after] == 1
-
-    def group_timed_count(self) -> int:
-        """Op runs :meth:`op_timed_as_group` (0 at once for logs with no such groups)."""
-        if max(self.ops.group_index, default=-1) < 1 or not self.indexes_ops_by_group():
-            return 0
-        return sum(self.op_timed_as_group(slot, True) for slot in range(len(self.ops)))
+        positions = self.pipeline_positions()
+        position = self.op_index(slot, positions)
+        if position is None:
+            return False
+        for other in overlapping:
+            neighbour = self.op_index(other, positions)
+            if neighbour == position + 1 and ops.start_time[other] < end:
+                return True
+            if neighbour == position - 1 and start < ops.end_time[other]:
+                return True
+        return False
 
     def partition_failure_time(self, slot: int) -> float | None:
         """When a run still going at its partition's failure ended: with the partition."""

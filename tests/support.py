@@ -8,6 +8,7 @@ import gzip
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -29,6 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from dj_observe.eventlog import ReadStats, decode_block
+from dj_observe.report import chromium_command
 from dj_observe.snapshot import ProcessingSnapshotAnalyzer, partition_status
 from dj_observe.state import JobState, Status
 
@@ -599,3 +601,46 @@ RECORDING_RULES = {
     "dj_op:rows_retention:ratio",
     "dj_job:seconds_since_last_event",
 }
+
+
+# -- headless Chromium ---------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_TIMEOUT = 60
+PARTITION_GROUP = re.compile(r'<g class="partition" data-partition="(\d+)"')
+
+
+def partition_groups(html: str) -> list[int]:
+    """Partition ids of the report timeline's bar groups, in page order."""
+    return [int(pid) for pid in PARTITION_GROUP.findall(html)]
+
+
+def chromium() -> str:
+    """Debian's Chromium (skipped locally when missing; CI installs it)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    return CHROMIUM
+
+
+def run_chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Open ``page`` from a file URL in headless Chromium, the network blocked."""
+    command = chromium_command(
+        chromium(), page.resolve().as_uri(), f"--user-data-dir={profile}", *extra
+    )
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=BROWSER_TIMEOUT,
+        cwd=profile.parent,
+        check=False,
+    )
+
+
+def page_errors(stderr: str) -> list[str]:
+    """Console messages, uncaught exceptions and failed loads Chromium logged for a page."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if "CONSOLE" in line or "Uncaught" in line or "net::ERR" in line
+    ]

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
+from support import chromium, page_errors, partition_groups, run_chromium
 
-from dj_observe.report import build_report, chromium_command, sample_partitions, write_report
+from dj_observe.report import build_report, sample_partitions, write_report
 from dj_observe.synthetic import JobSpec, write_job
 
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_TIMEOUT = 60
-
 EXTERNAL_REF = re.compile(r"""(?:src|href|xlink:href|action)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
-PARTITION_GROUP = re.compile(r'<g class="partition" data-partition="(\d+)"')
-
-
-def _groups(html: str) -> list[int]:
-    return [int(pid) for pid in PARTITION_GROUP.findall(html)]
 
 
 def _group(html: str, pid: int) -> str:
@@ -45,7 +37,7 @@ def test_small_job_one_group_per_partition_failed_run_marked(small_job: Path, tm
     html = out.read_text(encoding="utf-8")
     _assert_offline(html)
     assert "<script" not in html
-    assert _groups(html) == [0, 1, 2, 3, 4]
+    assert partition_groups(html) == [0, 1, 2, 3, 4]
     failed = _group(html, 2)
     assert 'data-status="failed"' in failed
     assert failed.count('class="op failed"') == 1
@@ -89,7 +81,7 @@ def test_atomic_write_leaves_no_temp_file(small_job: Path, tmp_path: Path):
 def test_resumed_partitions_are_marked(tmp_path: Path):
     spec = JobSpec(partitions=4, crash_after_events=40, resume=True, summary=False)
     html = build_report(write_job(tmp_path / "outputs", spec))
-    assert len(_groups(html)) == 4
+    assert len(partition_groups(html)) == 4
     assert '<g class="resume">' in html
     assert "resumed at" in html
 
@@ -107,7 +99,7 @@ def test_sampling_keeps_failed_partitions(tmp_path: Path):
     )
     job = write_job(tmp_path / "outputs", spec)
     html = write_report(job, tmp_path / "big.html", max_partitions=200).read_text()
-    shown = _groups(html)
+    shown = partition_groups(html)
     assert len(shown) == 200
     assert set(failed) <= set(shown)
     assert shown == sorted(shown) and len(set(shown)) == 200
@@ -177,70 +169,41 @@ def test_log_text_is_escaped(tmp_path: Path):
 # -- in a real browser ---------------------------------------------------------------
 
 
-def _chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
-    return CHROMIUM
-
-
-def _run_chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    command = chromium_command(
-        _chromium(), page.resolve().as_uri(), f"--user-data-dir={profile}", *extra
-    )
-    return subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=BROWSER_TIMEOUT,
-        cwd=profile.parent,
-        check=False,
-    )
-
-
-def _page_errors(stderr: str) -> list[str]:
-    """Console messages, uncaught exceptions and failed loads Chromium logged for a page."""
-    return [
-        line
-        for line in stderr.splitlines()
-        if "CONSOLE" in line or "Uncaught" in line or "net::ERR" in line
-    ]
-
-
 def test_browser_renders_timeline_offline(tmp_path: Path):
-    _chromium()
+    chromium()
     job = write_job(tmp_path / "outputs", JobSpec(partitions=5, failed_partitions={2: 3}))
     page = write_report(job, tmp_path / "report.html")
     _assert_offline(page.read_text(encoding="utf-8"))
 
-    dom = _run_chromium(page, tmp_path / "profile-dom", "--dump-dom")
+    dom = run_chromium(page, tmp_path / "profile-dom", "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert _groups(dom.stdout) == [0, 1, 2, 3, 4]
+    assert partition_groups(dom.stdout) == [0, 1, 2, 3, 4]
     failed = _group(dom.stdout, 2)
     assert 'class="op failed"' in failed and 'fill="#d62728"' in failed
     assert dom.stdout.count('class="op"') == 4 * 8 + 3
-    assert _page_errors(dom.stderr) == []
+    assert page_errors(dom.stderr) == []
 
     png = tmp_path / "report.png"
-    shot = _run_chromium(
+    shot = run_chromium(
         page, tmp_path / "profile-shot", f"--screenshot={png}", "--window-size=1400,1000"
     )
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert png.exists() and png.stat().st_size > 10_000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert _page_errors(shot.stderr) == []
+    assert page_errors(shot.stderr) == []
 
 
 def test_browser_error_check_is_not_vacuous(tmp_path: Path):
     """The same run flags a page that throws or fetches from the network (blocked)."""
-    _chromium()
+    chromium()
     page = tmp_path / "bad.html"
     page.write_text(
         '<!DOCTYPE html><html><body><img src="https://example.com/x.png">'
         "<script>throw new Error('boom')</script></body></html>",
         encoding="utf-8",
     )
-    run = _run_chromium(page, tmp_path / "profile-bad", "--dump-dom")
-    errors = _page_errors(run.stderr)
+    run = run_chromium(page, tmp_path / "profile-bad", "--dump-dom")
+    errors = page_errors(run.stderr)
     assert any("Uncaught" in line and "boom" in line for line in errors), run.stderr[-3000:]
 
 

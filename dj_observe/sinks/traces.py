@@ -296,6 +296,8 @@ class TraceSink:
                 "cicd.pipeline.result": "success" if run.status == Status.COMPLETED else "failure",
             }
         )
+        if state.op_timed_as_group(slot):  # no per-op duration: the span covers its group
+            attributes["dj.op.timing"] = "checkpoint_group"
         if run.input_rows is not None:
             attributes["dj.rows.in"] = run.input_rows
         if run.output_rows is not None:

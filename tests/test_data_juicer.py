@@ -1,0 +1,384 @@
+"""A real Data-Juicer (``dj-process``, ``ray_partitioned``) observed end to end.
+
+Three real runs, once per session (about 40 s): a job whose ops run in checkpoint
+groups of two, a job one of whose partitions fails, and that job resumed from a
+half-written checkpoint.  Each runs under ``dj-observe instrument`` with its
+/metrics endpoint and OTLP export on loopback; the tests check what was scraped,
+the spans received, the snapshot, ``watch`` and the report (in Chromium).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import time
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from data_juicer_job import (
+    FAIL_OP_INDEX,
+    FAIL_PARTITION,
+    FAIL_ROW,
+    OPS,
+    PARTITIONS,
+    ROWS,
+    RUN_TIMEOUT,
+    dj_command,
+    dj_environment,
+    run,
+    write_config,
+)
+from support import (
+    OtlpReceiver,
+    SpanView,
+    chromium,
+    free_port,
+    page_errors,
+    partition_groups,
+    promtool_check_metrics,
+    run_chromium,
+    sample,
+    samples,
+    scrape,
+    snapshot_doc,
+)
+
+from dj_observe.cli import main
+from dj_observe.integrations import data_juicer as adapter
+
+pytest.importorskip("data_juicer", reason="pip install 'dj-observe[data-juicer]'")
+
+GROUP_TIMED = OPS[:4]  # every_n_ops with n=2: [0, 1] and [2, 3] run as groups; op 4 alone
+
+
+@dataclasses.dataclass
+class Observed:
+    """One Data-Juicer run as the tests saw it."""
+
+    job_dir: Path
+    returncode: int
+    metrics: str
+    spans: list[SpanView]
+    snapshot: dict
+    log: str
+
+
+def _observe(root: Path, config: Path, job_id: str, done, *, resume=False, **env: str):
+    """Run ``dj-process`` instrumented; scrape until ``done(samples)``; collect the spans."""
+    port = free_port()
+    log = root / f"{job_id}{'-resume' if resume else ''}.log"
+    with OtlpReceiver() as receiver:
+        environment = dj_environment(
+            root,
+            DJ_OBSERVE_METRICS_PORT=str(port),
+            DJ_OBSERVE_METRICS_LINGER="60",  # the endpoint outlives the job until we scraped
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+            **env,
+        )
+        process = run(dj_command(config, job_id, resume=resume), environment, log)
+        deadline = time.monotonic() + RUN_TIMEOUT
+        text = ""
+        try:
+            while time.monotonic() < deadline:
+                ended = process.poll() is not None
+                try:
+                    text = scrape(f"http://127.0.0.1:{port}/metrics", timeout=2)
+                except OSError:
+                    if ended:
+                        break  # gone: the last scrape is what we have
+                    time.sleep(0.3)
+                    continue
+                if done(samples(text)) and (ended or _spans_flushed(receiver)):
+                    break
+                time.sleep(0.3)
+            spans = receiver.spans
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)  # it is lingering for scrapers
+            returncode = process.wait(30)
+    output = log.read_text(errors="replace")
+    assert text, f"no /metrics scraped; dj-process said:\n{output[-3000:]}"
+    job_dir = root / "outputs" / job_id
+    return Observed(job_dir, returncode, text, spans, snapshot_doc(job_dir), output)
+
+
+def _spans_flushed(receiver: OtlpReceiver) -> bool:
+    """The job span arrives last: the hook is closing and lingering."""
+    return any(span.name.startswith("job ") for span in receiver.spans)
+
+
+def _any(found, name: str, **labels: str) -> float | None:
+    """The first sample of ``name`` whose labels include ``labels``."""
+    wanted = set(labels.items())
+    for (sample_name, sample_labels), value in found.items():
+        if sample_name == name and wanted <= set(sample_labels):
+            return value
+    return None
+
+
+def _status(found, job_id: str) -> str | None:
+    for state in ("completed", "failed", "running", "pending"):
+        if _any(found, "dj_job_status", job_id=job_id, state=state) == 1:
+            return state
+    return None
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Observed]:
+    root = tmp_path_factory.mktemp("data-juicer")
+    grouped = write_config(root, "grouped", "every_n_ops", n_ops=2)
+    every_op = write_config(root, "every-op", "every_op")
+    seen = {
+        "grouped": _observe(
+            root, grouped, "grouped1", lambda found: _status(found, "grouped1") == "completed"
+        ),
+        "failed": _observe(
+            root,
+            every_op,
+            "failing1",
+            lambda found: (
+                _any(found, "dj_partitions", job_id="failing1", state="failed") == 1
+                and _any(found, "dj_partitions", job_id="failing1", state="running") == 0
+            ),
+            DJX_FAIL_IDS=str(FAIL_ROW),
+        ),
+    }
+    # A crash while writing the next checkpoint leaves a directory Data-Juicer cannot
+    # read; on resume it takes it for the latest checkpoint and never runs the op before.
+    checkpoints = root / "outputs" / "failing1" / "checkpoints"
+    half_written = f"checkpoint_op_{FAIL_OP_INDEX + 1:04d}_partition_{FAIL_PARTITION:04d}.parquet"
+    (checkpoints / half_written).mkdir()
+    seen["resumed"] = _observe(
+        root,
+        every_op,
+        "failing1",
+        lambda found: _status(found, "failing1") == "completed",
+        resume=True,
+    )
+    return seen
+
+
+def _output_rows(job_dir: Path) -> int:
+    return sum(
+        1
+        for shard in (job_dir / "results" / "processed.jsonl").iterdir()
+        for line in shard.read_text().splitlines()
+        if line.strip()
+    )
+
+
+# -- a job that completes ------------------------------------------------------------
+
+
+def test_metrics_of_a_real_job(jobs):
+    job = jobs["grouped"]
+    assert job.returncode in (0, -signal.SIGTERM), job.log[-3000:]
+    found = samples(job.metrics)
+    labels = {"job_id": "grouped1", "pipeline": "grouped"}
+    assert sample(found, "dj_job_status", state="completed", **labels) == 1
+    assert sample(found, "dj_partitions", state="completed", **labels) == PARTITIONS
+    assert sample(found, "dj_partitions_completed_total", **labels) == PARTITIONS
+    assert sample(found, "dj_op_rows_in_total", op=OPS[0], **labels) == ROWS
+    assert sample(found, "dj_op_rows_out_total", op=OPS[-1], **labels) == _output_rows(job.job_dir)
+    for op in OPS:
+        assert sample(found, "dj_ops_completed_total", op=op, **labels) == PARTITIONS
+    # Ops run as a checkpoint group have no per-op duration: none is observed.
+    for op in GROUP_TIMED:
+        assert sample(found, "dj_op_duration_seconds_count", op=op, **labels) in (None, 0)
+    assert sample(found, "dj_op_duration_seconds_count", op=OPS[-1], **labels) == PARTITIONS
+    assert sample(found, "dj_events_total", event_type="job_start", **labels) == 2
+    assert sample(found, "dj_observe_sink_errors_total", sink="data_juicer_adapter") in (None, 0)
+    lint = promtool_check_metrics(job.metrics)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_spans_of_a_real_job(jobs):
+    spans = jobs["grouped"].spans
+    jobs_spans = [span for span in spans if span.name.startswith("job ")]
+    partitions = [span for span in spans if span.name.startswith("partition ")]
+    ops = [span for span in spans if span.attributes.get("dj.op.name")]
+    assert len(jobs_spans) == 1 and len(partitions) == PARTITIONS
+    assert len(ops) == PARTITIONS * len(OPS)
+    (root,) = jobs_spans
+    assert {span.trace_id for span in spans} == {root.trace_id}
+    assert {span.parent_span_id for span in partitions} == {root.span_id}
+    partition_ids = {span.span_id for span in partitions}
+    assert all(span.parent_span_id in partition_ids for span in ops)
+    assert all(span.status_code != 2 for span in spans)  # no ERROR
+    assert {span.attributes["dj.op.name"] for span in ops} == set(OPS)
+    grouped = {span.attributes["dj.op.name"] for span in ops if "dj.op.timing" in span.attributes}
+    assert grouped == set(GROUP_TIMED)
+
+
+def test_snapshot_of_a_real_job(jobs):
+    job = jobs["grouped"]
+    doc = job.snapshot
+    assert doc["overall_status"] == "completed"
+    summary = doc["progress_summary"]
+    assert summary["total_partitions"] == summary["completed_partitions"] == PARTITIONS
+    assert summary["total_operations"] == summary["completed_operations"] == PARTITIONS * len(OPS)
+    assert doc["metadata"]["group_timed_operations"] == PARTITIONS * len(GROUP_TIMED)
+    assert doc["metadata"]["skipped_operations"] == {}
+    for pid in range(PARTITIONS):
+        entry = doc["partition_progress"][str(pid)]
+        assert entry["completed_operations"] == OPS and entry["progress_percentage"] == 100.0
+        for idx, op in enumerate(OPS):
+            run_ = doc["operation_progress"][f"p{pid}_op{idx}_{op}"]
+            assert run_["status"] == "completed"
+            assert (run_["duration"] is None) == (op in GROUP_TIMED)
+    kept = sum(
+        doc["operation_progress"][f"p{pid}_op4_{OPS[4]}"]["output_rows"]
+        for pid in range(PARTITIONS)
+    )
+    assert kept == _output_rows(job.job_dir)
+
+
+def test_data_juicer_own_snapshot_cannot_read_the_directory(jobs):
+    """The upstream analyzer misses every partition of a ``ray_partitioned`` job."""
+    from data_juicer.utils.job.snapshot import ProcessingSnapshotAnalyzer
+
+    theirs = ProcessingSnapshotAnalyzer(str(jobs["grouped"].job_dir)).generate_snapshot()
+    assert theirs.total_partitions == 0
+    assert jobs["grouped"].snapshot["progress_summary"]["total_partitions"] == PARTITIONS
+
+
+# -- a job with a failing partition, then resumed from a half-written checkpoint -----
+
+
+def test_a_failing_partition_fails_the_job_in_metrics_spans_and_snapshot(jobs):
+    job = jobs["failed"]
+    assert job.returncode != 0
+    found = samples(job.metrics)
+    labels = {"job_id": "failing1", "pipeline": "every-op"}
+    assert sample(found, "dj_partitions", state="failed", **labels) == 1
+    assert sample(found, "dj_partitions", state="completed", **labels) == PARTITIONS - 1
+    info = sample(
+        found,
+        "dj_partition_failed_info",
+        partition=str(FAIL_PARTITION),
+        op=OPS[FAIL_OP_INDEX],
+        error_type="RuntimeError",
+        **labels,
+    )
+    assert info == 1
+    failed = [span for span in job.spans if span.status_code == 2]
+    names = {span.name for span in failed}
+    assert f"partition {FAIL_PARTITION}" in names and any(n.startswith("job ") for n in names)
+    assert any(span.attributes.get("dj.op.name") == OPS[FAIL_OP_INDEX] for span in failed)
+
+
+def test_snapshot_of_the_failed_run(jobs):
+    doc = jobs["failed"].snapshot  # taken before the resume
+    assert doc["overall_status"] == "failed"
+    assert doc["progress_summary"]["failed_partitions"] == 1
+    entry = doc["partition_progress"][str(FAIL_PARTITION)]
+    assert entry["status"] == "failed"
+    assert entry["failed_operations"] == [OPS[FAIL_OP_INDEX]]
+    assert "RuntimeError: injected failure" in entry["error_message"]
+    assert "\x1b" not in entry["error_message"]
+    assert doc["job_info"]["resumption_command"].startswith("dj-process --config ")
+
+
+def test_resume_from_a_half_written_checkpoint_shows_the_op_that_never_ran(jobs):
+    job = jobs["resumed"]
+    assert job.returncode in (0, -signal.SIGTERM), job.log[-3000:]
+    assert "Failed to load checkpoint" in job.log  # Data-Juicer's warning, no event
+    doc = job.snapshot
+    assert doc["overall_status"] == "completed"
+    assert len(doc["metadata"]["event_log_files"]) == 2
+    assert doc["metadata"]["resumed_runs"] == 1
+    skipped = OPS[FAIL_OP_INDEX]
+    assert doc["metadata"]["skipped_operations"] == {str(FAIL_PARTITION): [skipped]}
+    entry = doc["partition_progress"][str(FAIL_PARTITION)]
+    assert entry["status"] == "completed"
+    assert entry["failed_operations"] == [skipped]
+    assert entry["progress_percentage"] < 100.0
+    run_ = doc["operation_progress"][f"p{FAIL_PARTITION}_op{FAIL_OP_INDEX}_{skipped}"]
+    assert run_["status"] == "failed" and "skipped on resume" in run_["error_message"]
+    human = StringIO()
+    assert main(["snapshot", str(job.job_dir), "--human-readable"], stdout=human) == 0
+    assert f"Partition {FAIL_PARTITION} completed without running {skipped}" in " ".join(
+        human.getvalue().split()
+    )
+
+
+# -- watch and report on the real directories ----------------------------------------
+
+
+@pytest.mark.parametrize(("name", "code"), [("grouped", 0), ("resumed", 0)])
+def test_watch_a_real_job_directory(jobs, name, code):
+    out = StringIO()
+    assert main(["watch", str(jobs[name].job_dir), "--interval", "0.1"], stdout=out) == code
+    assert f"partitions {PARTITIONS}/{PARTITIONS}" in out.getvalue()
+
+
+def test_report_of_a_real_job_in_chromium(jobs, tmp_path):
+    chromium()
+    page = tmp_path / "report.html"
+    assert main(["report", str(jobs["resumed"].job_dir), "-o", str(page)]) == 0
+    dom = run_chromium(page, tmp_path / "profile", "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert partition_groups(dom.stdout) == list(range(PARTITIONS))
+    assert page_errors(dom.stderr) == []
+
+
+# -- the adapter in-process ------------------------------------------------------------
+
+
+def test_instrument_is_idempotent_and_undone():
+    from data_juicer.core.executor import event_logging_mixin as module
+
+    original = module.EventLogger.log_event
+    adapter.instrument({"metrics": {"enabled": False}, "tracing": {"enabled": False}})
+    adapter.instrument()
+    patched = module.EventLogger.log_event
+    assert patched is not original and patched.__dj_observe_original__ is original
+    adapter.uninstrument()
+    assert module.EventLogger.log_event is original
+
+
+def test_autoload_constants_match_the_adapter():
+    text = (adapter.AUTOLOAD_DIR / "sitecustomize.py").read_text()
+    assert f'MODULE = "{adapter.MODULE}"' in text
+    assert f'ENABLE_VARIABLE = "{adapter.ENABLE_VARIABLE}"' in text
+
+
+def test_instrument_command_needs_a_command():
+    err = StringIO()
+    assert main(["instrument"], stderr=err) == 2
+    assert "needs a command" in err.getvalue()
+
+
+def test_a_forwarding_error_never_reaches_data_juicer(tmp_path):
+    """A broken hook is counted; Data-Juicer's own log line is still written."""
+    from data_juicer.core.executor.event_logging_mixin import Event, EventLogger, EventType
+
+    adapter.instrument({"metrics": {"enabled": True}, "tracing": {"enabled": False}})
+    try:
+        logger = EventLogger(str(tmp_path / "logs"), job_id="j1", work_dir=str(tmp_path))
+        hook = adapter._adapter.hook_for(logger)
+        hook.emit = _raise  # type: ignore[method-assign]
+        logger.log_event(Event(event_type=EventType.JOB_START, timestamp=1.0, message="go"))
+        assert json.loads(logger.jsonl_file.read_text())["event_type"] == "job_start"
+        assert hook.stats.sink_errors.get("data_juicer_adapter") == 1
+    finally:
+        adapter.uninstrument()
+
+
+def _raise(*args, **kwargs):
+    raise RuntimeError("broken sink")
+
+
+def test_instrumented_process_without_data_juicer_runs_normally():
+    result = subprocess.run(
+        [*dj_command(Path("x"), "j")[:3], sys.executable, "-c", "print('fine')"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "fine", result.stderr
