@@ -59,8 +59,17 @@ class Redactor:
         if isinstance(value, dict):
             changed = False
             scrubbed = {}
+            verdicts = self._verdicts
             for key, item in value.items():
-                new = REDACTED if self.is_secret(key) and item is not None else self._scrub(item)
+                secret = verdicts.get(key) if type(key) is str else None
+                if secret is None:
+                    secret = self.is_secret(key)
+                if secret and item is not None:
+                    new = REDACTED
+                elif type(item) in _SCALARS:
+                    new = item  # the common case, without a call
+                else:
+                    new = self._scrub(item)
                 changed = changed or new is not item
                 scrubbed[key] = new
             return scrubbed if changed else value
