@@ -225,7 +225,7 @@ def _summarise(tracker: JobTracker, state: JobState, job_dir: str) -> JobSnapsho
     partitions = state.partition_counts()
     ops = state.op_counts()
     total_ops = max(len(state.ops), state.total_partitions * state.ops_per_partition)
-    status = _overall_status(state, summary)
+    status = _overall_status(state, summary, partitions)
     start, end, duration, source = _timing(state, summary, status)
     errors = [
         side.error
@@ -263,8 +263,10 @@ def _summarise(tracker: JobTracker, state: JobState, job_dir: str) -> JobSnapsho
     )
 
 
-def _overall_status(state: JobState, summary: dict[str, Any]) -> Status:
-    status = state.job_status()
+def _overall_status(
+    state: JobState, summary: dict[str, Any], partitions: dict[Status, int]
+) -> Status:
+    status = state.job_status(partitions)
     if status not in (Status.COMPLETED, Status.FAILED):
         recorded = summary.get("status")
         if recorded == "completed" and state.status is None:

@@ -196,6 +196,15 @@ class OpTable:
                 self.errors[renumbered[slot]] = error
         return renumbered
 
+    def slots_with(self, status: Status) -> list[int]:
+        """Slots whose status code is ``status`` (found in C: cheap when there are few)."""
+        found, codes, size = [], self.status, len(self.name)
+        slot = codes.find(status, 0, size)
+        while slot >= 0:
+            found.append(slot)
+            slot = codes.find(status, slot + 1, size)
+        return found
+
     def count(self, status: Status) -> int:
         """Runs with this status code."""
         unused = len(self.status) - len(self.name)
@@ -909,9 +918,8 @@ class JobState:
             if part.status == Status.COMPLETED and len(part.ops) < expected
         }
         ops = self.ops
-        if ops.count(Status.IN_PROGRESS) or ops.count(Status.FAILED):
-            codes, unfinished = ops.status, (Status.IN_PROGRESS, Status.FAILED)
-            suspects.update(ops.partition[s] for s in range(len(ops)) if codes[s] in unfinished)
+        for code in (Status.IN_PROGRESS, Status.FAILED):
+            suspects.update(ops.partition[slot] for slot in ops.slots_with(code))
         found = {pid: self.skipped_ops(self.partitions[pid]) for pid in sorted(suspects)}
         return {pid: names for pid, names in found.items() if names}
 
@@ -940,20 +948,12 @@ class JobState:
         ops = self.ops
         counts = {status: ops.count(status) for status in Status}
         if counts[Status.NOT_STARTED]:  # only checkpointed: completed
-            implied = sum(
-                1
-                for slot in range(len(ops))
-                if ops.status[slot] == Status.NOT_STARTED and _is_set(ops.checkpoint_time[slot])
-            )
+            times = ops.checkpoint_time
+            implied = sum(1 for slot in ops.slots_with(Status.NOT_STARTED) if _is_set(times[slot]))
             counts[Status.NOT_STARTED] -= implied
             counts[Status.COMPLETED] += implied
         if counts[Status.IN_PROGRESS]:  # still running when their partition ended: failed
-            codes = ops.status
-            ended = sum(
-                1
-                for slot in range(len(ops))
-                if codes[slot] == Status.IN_PROGRESS and self._partition_ended_at(slot)
-            )
+            ended = sum(map(self._partition_ended_at, ops.slots_with(Status.IN_PROGRESS)))
             counts[Status.IN_PROGRESS] -= ended
             counts[Status.FAILED] += ended
         return counts
