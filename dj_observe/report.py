@@ -31,6 +31,9 @@ __all__ = [
     "write_report",
 ]
 
+SKIPPED_LISTED = 10
+"""Partitions whose skipped ops the summary names; the rest are counted."""
+
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -327,6 +330,25 @@ def _summary_section(snap: JobSnapshot, data: _ReportData) -> str:
             f"{stats.oversized_lines} oversized, {stats.torn_tail_lines} torn tail)",
         ),
     ]
+    if snap.skipped:
+        listed = list(snap.skipped.items())[:SKIPPED_LISTED]
+        text = "; ".join(f"partition {pid}: {', '.join(names)}" for pid, names in listed)
+        more = len(snap.skipped) - len(listed)
+        rows.append(
+            (
+                "Skipped on resume",
+                _e(text + (f"; and {more} more partitions" if more else ""))
+                + " (completed without running these ops)",
+            )
+        )
+    if snap.group_timed_operations:
+        rows.append(
+            (
+                "Timed as groups",
+                f"{snap.group_timed_operations} op runs timed only with their checkpoint "
+                "group: no per-op duration",
+            )
+        )
     if snap.side_file_errors:
         rows.append(("Side files", _e("; ".join(snap.side_file_errors))))
     half = (len(rows) + 1) // 2

@@ -324,6 +324,10 @@ def test_report_of_a_real_job_in_chromium(jobs, tmp_path):
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert partition_groups(dom.stdout) == list(range(PARTITIONS))
     assert page_errors(dom.stderr) == []
+    assert f"partition {FAIL_PARTITION}: {OPS[FAIL_OP_INDEX]}" in dom.stdout  # skipped on resume
+    grouped = tmp_path / "grouped.html"
+    assert main(["report", str(jobs["grouped"].job_dir), "-o", str(grouped)]) == 0
+    assert f"{PARTITIONS * len(GROUP_TIMED)} op runs timed only" in grouped.read_text()
 
 
 # -- the adapter in-process ------------------------------------------------------------
