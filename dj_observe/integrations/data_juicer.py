@@ -25,6 +25,7 @@ push to the Pushgateway, the /metrics endpoint kept up ``linger`` seconds).
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import enum
 import threading
 from collections.abc import Callable, Mapping
@@ -78,8 +79,8 @@ class _Adapter:
                         work_dir=str(event_logger.jsonl_dir),
                         pipeline=getattr(event_logger, "dj_observe_pipeline", None),
                     )
-                config.event_log = False  # Data-Juicer writes its own log
-                self.hook = ObservabilityHook(config)
+                # Data-Juicer writes its own log.
+                self.hook = ObservabilityHook(dataclasses.replace(config, event_log=False))
                 atexit.register(self.hook.close)
             return self.hook
 
@@ -122,9 +123,9 @@ def instrument(
 ) -> ObservabilityHook | None:
     """Route every Data-Juicer event in this process through dj-observe's sinks.
 
-    Idempotent.  Returns the hook if one was already made (it is made on the
-    first event, in the job's directory).  Raises :class:`DataJuicerNotInstalled`
-    if Data-Juicer cannot be imported.
+    Idempotent: the first call's ``config`` is the one used.  Returns the hook if
+    one was already made (it is made on the first event, in the job's directory).
+    Raises :class:`DataJuicerNotInstalled` if Data-Juicer cannot be imported.
     """
     global _adapter
     try:
