@@ -19,6 +19,7 @@ op name), so memory is O(partitions x ops) at a few dozen bytes per op run.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import re
@@ -248,6 +249,11 @@ class PartitionState:
     ops: dict[str, int] = field(default_factory=dict)
 
 
+_PARTITION_FIELDS = tuple(item.name for item in dataclasses.fields(PartitionState))[:-1]
+"""Every field but the last, ``ops`` (so positional construction leaves it to its default)."""
+assert dataclasses.fields(PartitionState)[-1].name == "ops"
+
+
 class JobState:
     """Everything known about one job, folded from its events.
 
@@ -309,13 +315,25 @@ class JobState:
         self._handlers = {kind.value: handler for kind, handler in handlers.items()}
 
     def __getstate__(self) -> dict[str, Any]:
+        """Partitions go column by column (a worker sends its fold back pickled); each
+        one's ``ops`` is rebuilt from the op table, whose slots they list in order."""
         self.ops.trim()
         state = self.__dict__.copy()
         del state["_handlers"]
+        parts = list(state.pop("partitions").values())
+        state["_partition_columns"] = [
+            [getattr(part, name) for part in parts] for name in _PARTITION_FIELDS
+        ]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        columns = state.pop("_partition_columns")
         self.__dict__.update(state)
+        parts = [PartitionState(*values) for values in zip(*columns, strict=True)]
+        self.partitions = {part.partition_id: part for part in parts}
+        ops, partitions = self.ops, self.partitions
+        for slot, (pid, name) in enumerate(zip(ops.partition, ops.name, strict=True)):
+            partitions[pid].ops[name] = slot
         self._bind_handlers()
 
     # -- feeding -----------------------------------------------------------------
