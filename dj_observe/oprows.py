@@ -138,26 +138,24 @@ def _ordered(
 ) -> tuple[list[int], list[int | None], list[int]]:
     """Slots and op positions in render order, and where each partition's rows begin."""
     positions = state.pipeline_positions()
+    op_index = state.op_index
     slots: list[int] = []
     index: list[int | None] = []
     bounds = [0]
     for part in partitions:
-        pairs = [
-            (positions[name] if name in positions else state.op_index(slot, positions), slot)
+        keyed = [  # (position, slot): sorted by C-level tuple comparison
+            (positions[name] if name in positions else _or_last(op_index(slot, positions)), slot)
             for name, slot in part.ops.items()
         ]
-        if len(pairs) > 1:
-            pairs.sort(key=_position_key)
-        for idx, slot in pairs:
-            index.append(idx)
-            slots.append(slot)
+        keyed.sort()
+        slots.extend([slot for _, slot in keyed])
+        index.extend([None if idx == _LAST else idx for idx, _ in keyed])
         bounds.append(len(slots))
     return slots, index, bounds
 
 
-def _position_key(pair: tuple[int | None, int]) -> tuple[int, int]:
-    idx, slot = pair
-    return (_LAST if idx is None else idx, slot)
+def _or_last(idx: int | None) -> int:
+    return _LAST if idx is None else idx
 
 
 def _duration(recorded: float, start: float | None, end: float | None) -> float | None:
