@@ -555,31 +555,34 @@ class JobState:
     # -- op handlers ---------------------------------------------------------------
 
     def _op_slot(self, event: AnyEvent, ts: float | None) -> int | None:
-        part = self._partition(event, ts)
+        part = self.partitions.get(event.partition_id)  # _partition(), its usual case inlined
+        if part is None or ts is None or part.last_event_time is None:
+            part = self._partition(event, ts)
+            if part is None:
+                return None
+        elif ts > part.last_event_time:
+            part.last_event_time = ts
         name = event.operation_name
-        if part is None or not name:
+        if not name:
             return None
         slot = part.ops.get(name)
         if slot is None:
             if _is_generic_name(name) and event.operation_idx is not None:
                 real = self._name_at(event.operation_idx)
                 if real is not None:
-                    return self._op_slot_named(part, real)
-            slot = part.ops[name] = self._new_slot(part.partition_id, name)
+                    known = part.ops.get(real)
+                    return self._new_slot(part, real) if known is None else known
+            slot = self._new_slot(part, name)
         return slot
 
-    def _op_slot_named(self, part: PartitionState, name: str) -> int:
-        slot = part.ops.get(name)
-        if slot is None:
-            slot = part.ops[name] = self._new_slot(part.partition_id, name)
-        return slot
-
-    def _new_slot(self, partition_id: int, name: str) -> int:
-        """A slot for a new op run (the caller records it in the partition's ``ops``)."""
+    def _new_slot(self, part: PartitionState, name: str) -> int:
+        """A new op run of ``part``, recorded in its ``ops``."""
         self._op_names_seen.add(name)
-        part = self.partitions[partition_id]
-        self._most_ops = max(self._most_ops, len(part.ops) + 1)
-        return self.ops.add(partition_id, name)
+        runs = len(part.ops) + 1
+        if runs > self._most_ops:
+            self._most_ops = runs
+        slot = part.ops[name] = self.ops.add(part.partition_id, name)
+        return slot
 
     def _op_position(self, event: AnyEvent, slot: int, strength: int, node_id: Any) -> None:
         """Learn the op's position from the event (callers skip ops already placed)."""
@@ -802,7 +805,7 @@ class JobState:
         for name, their_slot in theirs.ops.items():
             slot = mine.ops.get(name)
             if slot is None:
-                slot = mine.ops[name] = self._new_slot(pid, name)
+                slot = self._new_slot(mine, name)
             if their_ops.status[their_slot] != Status.NOT_STARTED:
                 ops.status[slot] = their_ops.status[their_slot]
             for column in ("start_time", "end_time", "duration", "checkpoint_time"):
