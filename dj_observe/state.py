@@ -76,6 +76,8 @@ class Status(enum.IntEnum):
 
 
 _TERMINAL = (Status.COMPLETED, Status.FAILED)
+# Plain-int codes for the fold's hot paths (an IntEnum costs a conversion per store).
+_RUNNING, _DONE, _FAILED = int(Status.IN_PROGRESS), int(Status.COMPLETED), int(Status.FAILED)
 _BY_CODE = tuple(Status)
 _EVENT_TYPE = attrgetter("event_type")
 _TIMESTAMP = attrgetter("timestamp")
@@ -606,7 +608,7 @@ class JobState:
         if slot is None:
             return
         ops = self.ops
-        ops.status[slot] = Status.IN_PROGRESS
+        ops.status[slot] = _RUNNING
         if ts is not None:
             ops.start_time[slot] = ts
         ops.attempts[slot] += 1
@@ -614,14 +616,14 @@ class JobState:
         placed = ops.name[slot] in self._placed
         if rows is None or not placed:
             metrics = op_metrics(event)
-            if rows is None:
+            if rows is None and metrics.input_rows is not None:
                 rows = to_int(metrics.input_rows)
             if not placed:
                 self._op_position(event, slot, _FROM_OP_EVENT, metrics.dag_node_id)
         if rows is not None:
             ops.input_rows[slot] = rows
 
-    def _op_end(self, event: AnyEvent, ts: float | None, status: Status) -> int | None:
+    def _op_end(self, event: AnyEvent, ts: float | None, status: int) -> int | None:
         slot = self._op_slot(event, ts)
         if slot is None:
             return None
@@ -638,31 +640,31 @@ class JobState:
         )
         metrics = _NO_METRICS if complete else op_metrics(event)
         duration = event.duration
-        if duration is None:
+        if duration is None and metrics.duration_seconds is not None:
             duration = to_float(metrics.duration_seconds)
         if duration is not None:
             ops.duration[slot] = duration
         rows = event.input_rows
-        if rows is None:
+        if rows is None and metrics.input_rows is not None:
             rows = to_int(metrics.input_rows)
         if rows is not None:
             ops.input_rows[slot] = rows
         rows = event.output_rows
-        if rows is None:
+        if rows is None and metrics.output_rows is not None:
             rows = to_int(metrics.output_rows)
         if rows is not None:
             ops.output_rows[slot] = rows
         if not placed:
             self._op_position(event, slot, _FROM_OP_EVENT, metrics.dag_node_id)
-        if status == Status.FAILED:
+        if status == _FAILED:
             ops.errors[slot] = _clean_error(event.error_message or text(event.message)) or "failed"
         return slot
 
     def _op_complete(self, event: AnyEvent, ts: float | None) -> None:
-        self._op_end(event, ts, Status.FAILED if event.status == "failed" else Status.COMPLETED)
+        self._op_end(event, ts, _FAILED if event.status == "failed" else _DONE)
 
     def _op_failed(self, event: AnyEvent, ts: float | None) -> None:
-        self._op_end(event, ts, Status.FAILED)
+        self._op_end(event, ts, _FAILED)
 
     def _checkpoint_save(self, event: AnyEvent, ts: float | None) -> None:
         self.checkpoints_saved += 1
@@ -670,11 +672,12 @@ class JobState:
             self.last_checkpoint_time = ts
         slot = self._op_slot(event, ts)
         if slot is not None:
+            ops = self.ops
             if ts is not None:
-                if not _is_set(self.ops.checkpoint_time[slot]):
+                if ops.checkpoint_time[slot] != ops.checkpoint_time[slot]:  # NaN: first save
                     self._checkpointed += 1
-                self.ops.checkpoint_time[slot] = ts
-            if self.ops.name[slot] not in self._placed:
+                ops.checkpoint_time[slot] = ts
+            if ops.name[slot] not in self._placed:
                 self._op_position(event, slot, _FROM_CHECKPOINT, None)
 
     def _checkpoint_load(self, event: AnyEvent, ts: float | None) -> None:
