@@ -14,7 +14,10 @@ from dataclasses import dataclass
 
 from dj_observe.state import JobState, PartitionState, Status
 
-__all__ = ["OpRows", "group_timed_count", "op_rows"]
+__all__ = ["PARTITIONS_PER_BATCH", "OpRows", "group_timed_count", "op_rows"]
+
+PARTITIONS_PER_BATCH = 1024
+"""Partitions whose op runs a renderer takes at a time: bounded memory, few calls."""
 
 _COMPLETED, _FAILED = Status.COMPLETED, Status.FAILED
 _BY_CODE = tuple(Status)
@@ -170,10 +173,8 @@ def group_timed_count(state: JobState) -> int:
     """How many of the job's op runs :meth:`JobState.op_timed_as_group`."""
     partitions = [part for _, part in sorted(state.partitions.items())]
     count = 0
-    for first in range(0, len(partitions), _CHUNK):
-        slots, index, bounds = _ordered(state, partitions[first : first + _CHUNK])
+    for first in range(0, len(partitions), PARTITIONS_PER_BATCH):
+        batch = partitions[first : first + PARTITIONS_PER_BATCH]
+        slots, index, bounds = _ordered(state, batch)
         count += len(_timed_as_group(state, slots, index, bounds))
     return count
-
-
-_CHUNK = 4096

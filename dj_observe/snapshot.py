@@ -28,7 +28,7 @@ import msgspec
 
 from dj_observe.eventlog import ReadStats
 from dj_observe.events import EventType
-from dj_observe.oprows import OpRows, group_timed_count, op_rows
+from dj_observe.oprows import PARTITIONS_PER_BATCH, OpRows, group_timed_count, op_rows
 from dj_observe.parallel import ForkedOutput, fork_is_safe
 from dj_observe.state import JobState, OpRun, PartitionState, Status
 from dj_observe.tracker import JobDirectoryError, JobTracker
@@ -45,7 +45,6 @@ __all__ = [
     "write_json",
 ]
 
-_CHUNK_PARTITIONS = 1024
 PARALLEL_RENDER_MIN_OPS = 20_000
 """Jobs with at least this many op runs render ``operation_progress`` in a forked child."""
 _KNOWN_TYPES = frozenset(kind.value for kind in EventType)
@@ -568,8 +567,8 @@ def _metadata(snap: JobSnapshot, group_timed: int) -> dict[str, Any]:
 
 def _row_chunks(state: JobState, partitions: list[PartitionState]) -> Iterator[OpRows]:
     """The partitions' op runs in render order, a bounded number of partitions at a time."""
-    for first in range(0, len(partitions), _CHUNK_PARTITIONS):
-        yield op_rows(state, partitions[first : first + _CHUNK_PARTITIONS])
+    for first in range(0, len(partitions), PARTITIONS_PER_BATCH):
+        yield op_rows(state, partitions[first : first + PARTITIONS_PER_BATCH])
 
 
 def _partition_batch(state: JobState, rows: OpRows) -> dict[str, _PartitionEntry]:
