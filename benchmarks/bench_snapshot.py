@@ -318,6 +318,7 @@ def child_floor(job_dir: str) -> None:
 def child_snapshot(job_dir: str, output: str, workers: str) -> None:
     from dj_observe.cli import main
 
+    Path(output).unlink(missing_ok=True)  # freeing the previous run's file is not this run's work
     started = time.perf_counter()
     code = main(["snapshot", job_dir, "-o", output, "--workers", workers])
     elapsed = time.perf_counter() - started
@@ -801,7 +802,9 @@ def write_report(
         "page cache; the floor and the two snapshot variants alternate within each repetition. "
         "*In process* is the time around the work (`for line in f: orjson.loads(line)`, or "
         "`dj_observe.cli.main(['snapshot', dir, '-o', tmp])`, which includes writing the "
-        "indented JSON file); *whole process* adds interpreter start-up and imports. "
+        "indented JSON file; the previous run's file is deleted before the clock starts, as "
+        "freeing its pages is the file system's work, not the snapshot's); *whole process* "
+        "adds interpreter start-up and imports. "
         "Peak RSS is the process's own high-water mark (`VmHWM`) and `ru_maxrss` of its forked "
         "worker (`RUSAGE_CHILDREN`, which counts pages shared with the main process); logs "
         "under 64 MiB are folded without a worker. The re-snapshot "

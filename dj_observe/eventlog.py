@@ -29,7 +29,7 @@ __all__ = [
     "iter_range",
 ]
 
-BLOCK_BYTES = 1 << 22
+BLOCK_BYTES = 1 << 18
 DEFAULT_MAX_LINE_BYTES = 64 << 20
 """Lines longer than this (64 MiB) are skipped and counted, to bound memory."""
 
@@ -87,13 +87,13 @@ def find_event_logs(job_dir: str | os.PathLike[str]) -> list[Path]:
     return sorted(files, key=lambda path: (_first_timestamp(path), path.name))
 
 
-def decode_block(block: bytes, stats: ReadStats) -> list[Event]:
+def decode_block(block: bytes | memoryview, stats: ReadStats) -> list[Event]:
     """Decode a block of whole lines: one call with the typed decoder when every line
     is a known, well-typed event; else the generic one; else line by line."""
     try:
         events = TYPED_DECODER.decode_lines(block)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-        events = _decode_lines(block, stats)
+        events = _decode_lines(bytes(block), stats)
     stats.events += len(events)
     return events
 
@@ -129,6 +129,7 @@ def iter_range(
     *,
     stats: ReadStats,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    transient: bool = False,
 ) -> Iterator[tuple[list[Event], int]]:
     """Yield ``(events, offset)`` for the whole lines in ``[start, end)`` of one file.
 
@@ -136,52 +137,82 @@ def iter_range(
     piece without a newline is consumed if it parses as an event; otherwise it is
     left for a later read and counted in ``stats.torn_tail_lines`` when it is at
     the end of the requested range.
+
+    The file is read into one reused buffer.  With ``transient=True`` events are
+    decoded straight from it, which saves a copy of every byte, but their raw
+    fields (``metadata``, ``message``, ...) are only valid until the next block is
+    requested: for callers that fold each block at once.
     """
-    with open(path, "rb") as handle:
+    buffer = bytearray(BLOCK_BYTES)
+    view = memoryview(buffer)
+    have = 0  # bytes at the buffer's start: a line not yet complete
+    offset = start  # file offset just after the last line consumed (or skipped)
+    skipping = False  # inside an over-long line: discard up to its newline
+    remaining = None if end is None else max(0, end - start)
+    with open(path, "rb", buffering=0) as handle:
         handle.seek(start)
-        offset = start
-        carry = b""
-        skipping = False
-        remaining = None if end is None else max(0, end - start)
         while remaining is None or remaining > 0:
-            size = BLOCK_BYTES if remaining is None else min(BLOCK_BYTES, remaining)
-            chunk = handle.read(size)
-            if not chunk:
+            if have == len(buffer):  # one line fills the buffer
+                if have > max_line_bytes:
+                    stats.oversized_lines += 1
+                    offset += have
+                    have, skipping = 0, True
+                else:
+                    buffer, view = _resized(view, have, min(2 * have, max_line_bytes + 1))
+            want = len(buffer) - have
+            read = handle.readinto(
+                view[have : have + (want if remaining is None else min(want, remaining))]
+            )
+            if not read:
                 break
             if remaining is not None:
-                remaining -= len(chunk)
-            stats.bytes_read += len(chunk)
-            newline = chunk.rfind(b"\n")
-            if newline < 0:
-                if skipping:
-                    offset += len(chunk)
-                    continue
-                carry += chunk
-                if len(carry) > max_line_bytes:
-                    offset += len(carry)
-                    carry = b""
-                    skipping = True
-                    stats.oversized_lines += 1
-                continue
-            block = carry + chunk[: newline + 1]
-            carry = chunk[newline + 1 :]
-            consumed = len(block)
+                remaining -= read
+            stats.bytes_read += read
+            have += read
             if skipping:
-                cut = block.find(b"\n") + 1
-                block = block[cut:]
+                newline = buffer.find(b"\n", 0, have)
+                if newline < 0:
+                    offset += have
+                    have = 0
+                    continue
                 skipping = False
-            if len(block) > max_line_bytes:
-                block = _drop_long_lines(block, max_line_bytes, stats)
-            offset += consumed
+                offset += newline + 1
+                have = _keep_tail(buffer, view, newline + 1, have)
+            last = buffer.rfind(b"\n", 0, have) + 1
+            if not last:
+                continue
+            block: bytes | memoryview = view[:last] if transient else bytes(view[:last])
+            if last > max_line_bytes:
+                block = _drop_long_lines(bytes(block), max_line_bytes, stats)
+            offset += last
             if block:
                 yield decode_block(block, stats), offset
-        if carry and not skipping:
-            event = parse_line(carry)
-            if event is not None:
-                stats.events += 1
-                yield [event], offset + len(carry)
-            elif carry.strip():
-                stats.torn_tail_lines += 1
+            del block
+            have = _keep_tail(buffer, view, last, have)
+            if len(buffer) > BLOCK_BYTES and have < BLOCK_BYTES:  # the long line is done
+                buffer, view = _resized(view, have, BLOCK_BYTES)
+    if have and not skipping:
+        event = parse_line(bytes(view[:have]))
+        if event is not None:
+            stats.events += 1
+            yield [event], offset + have
+        elif bytes(view[:have]).strip():
+            stats.torn_tail_lines += 1
+
+
+def _resized(view: memoryview, have: int, size: int) -> tuple[bytearray, memoryview]:
+    """A new buffer of ``size`` bytes starting with ``view[:have]``."""
+    buffer = bytearray(size)
+    buffer[:have] = view[:have]
+    return buffer, memoryview(buffer)
+
+
+def _keep_tail(buffer: bytearray, view: memoryview, cut: int, have: int) -> int:
+    """Move ``buffer[cut:have]`` to the buffer's start; returns its length."""
+    tail = have - cut
+    if tail:
+        buffer[:tail] = bytes(view[cut:have])
+    return tail
 
 
 def _drop_long_lines(block: bytes, max_line_bytes: int, stats: ReadStats) -> bytes:
@@ -215,8 +246,9 @@ class EventLogReader:
         """The log files read so far, in read order."""
         return list(self.offsets)
 
-    def read(self) -> Iterator[list[Event]]:
-        """Yield blocks of events appended since the last call, in write order."""
+    def read(self, *, transient: bool = False) -> Iterator[list[Event]]:
+        """Yield blocks of events appended since the last call, in write order
+        (``transient``: see :func:`iter_range`)."""
         self.stats.torn_tail_lines = 0
         for path in find_event_logs(self.job_dir):
             start = self.offsets.setdefault(path, 0)
@@ -227,7 +259,11 @@ class EventLogReader:
             if size < start:
                 start = self.offsets[path] = 0
             for events, offset in iter_range(
-                path, start, stats=self.stats, max_line_bytes=self.max_line_bytes
+                path,
+                start,
+                stats=self.stats,
+                max_line_bytes=self.max_line_bytes,
+                transient=transient,
             ):
                 self.offsets[path] = offset
                 yield events

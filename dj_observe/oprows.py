@@ -108,21 +108,27 @@ def _timed_as_group(
     state: JobState, slots: list[int], index: list[int | None], bounds: list[int]
 ) -> set[int]:
     """Rows of :meth:`JobState.op_timed_as_group` runs: a row and the next one overlap in
-    time, the next being the next op of the pipeline on the same partition."""
+    time, the next being the next op of the pipeline on the same partition.
+
+    The same comparisons as that method's, NaN ("never set") included: a run whose
+    neighbour has not ended yet is already marked; one that has not ended is not."""
     ops = state.ops
-    starts = map(ops.start_time.__getitem__, slots[1:])
-    ends = map(ops.end_time.__getitem__, slots[:-1])
+    starts = list(map(ops.start_time.__getitem__, slots))
+    ends = list(map(ops.end_time.__getitem__, slots))
     first_rows = set(bounds)
     found: set[int] = set()
-    for row, overlaps in enumerate(map(float.__lt__, starts, ends)):
+    for row, overlap in enumerate(map(float.__lt__, starts[1:], ends)):
         position = index[row]
         if (
-            overlaps
+            overlap
             and row + 1 not in first_rows
             and position is not None
             and index[row + 1] == position + 1
         ):
-            found.update((row, row + 1))
+            if not ends[row + 1] <= starts[row]:
+                found.add(row)
+            if starts[row] < ends[row + 1]:
+                found.add(row + 1)
     return found
 
 

@@ -97,7 +97,9 @@ def _fold_ranges(ranges: list[Range], state: JobState | None = None) -> tuple[Jo
     state = JobState() if state is None else state
     stats = ReadStats()
     for piece in ranges:
-        for events, _ in iter_range(piece.path, piece.start, piece.end, stats=stats):
+        for events, _ in iter_range(
+            piece.path, piece.start, piece.end, stats=stats, transient=True
+        ):
             state.apply_all(events)
     return state, stats
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import io
 import os
 import tempfile
 import time
@@ -183,7 +184,9 @@ class ProcessingSnapshotAnalyzer:
 
     def to_json_dict(self, snapshot: JobSnapshot) -> dict[str, Any]:
         """The spec's JSON document as a dict (see :func:`write_json` for large jobs)."""
-        return msgspec.json.decode(b"".join(_json_chunks(snapshot, indent=0)))
+        buffer = io.BytesIO()
+        write_json(snapshot, buffer, indent=0)
+        return msgspec.json.decode(buffer.getbuffer())
 
 
 def create_snapshot(job_dir: str | os.PathLike[str]) -> JobSnapshot:
@@ -200,7 +203,10 @@ def write_json(
     forked child while this process renders the rest.
     """
     for chunk in _json_chunks(snapshot, indent=indent, workers=workers):
-        stream.write(chunk)
+        if isinstance(chunk, _FilePart):
+            chunk.copy_to(stream)
+        else:
+            stream.write(chunk)
 
 
 def format_duration(seconds: float | None) -> str | None:
@@ -645,8 +651,7 @@ def _render_batches(
             _operation_batch(rows, keys),
         )
         for member, batch in enumerate(batches):
-            if batch:
-                outputs[member].write(writer.elements(batch, _MEMBER_DEPTH[member]))
+            writer.write_elements(outputs[member], batch, _MEMBER_DEPTH[member])
         group_timed += rows.group_timed
     if len(outputs) > 3:
         outputs[3].write(str(group_timed).encode())
@@ -657,7 +662,7 @@ _MEMBER_DEPTH = {_CHECKPOINTED: 4, _PARTITIONS: 2, _OPERATIONS: 2}
 """Nesting depth of each growing member's elements in the document."""
 
 
-def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[bytes]:
+def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[bytes | _FilePart]:
     """The document in pieces.
 
     The growing members (checkpointed ops, partitions, ops) are first rendered
@@ -706,6 +711,35 @@ def _opened_and_unlinked(path: str) -> BinaryIO:
     return handle
 
 
+@dataclass(frozen=True)
+class _FilePart:
+    """The bytes of an open file from ``start`` to its end, to be copied to the output."""
+
+    handle: BinaryIO
+    start: int
+
+    _READ = 1 << 20
+
+    def copy_to(self, stream: IO[bytes]) -> None:
+        """Copy in the kernel (``sendfile``) when the stream is a file descriptor, else by reads."""
+        source = self.handle.fileno()
+        offset, size = self.start, os.fstat(source).st_size
+        try:
+            target = stream.fileno()
+            stream.flush()
+            while offset < size and (sent := os.sendfile(target, source, offset, size - offset)):
+                offset += sent
+        except (
+            OSError,
+            ValueError,
+        ):  # no descriptor (io.UnsupportedOperation), or sendfile refused
+            pass
+        self.handle.seek(offset)
+        while offset < size and (chunk := self.handle.read(min(self._READ, size - offset))):
+            stream.write(chunk)
+            offset += len(chunk)
+
+
 _STREAM = "\u0000streamed\u0000"
 """Placeholder for the member's part whose elements are written from files."""
 
@@ -714,11 +748,9 @@ class _ObjectWriter:
     """Writes one top-level JSON object member by member, pretty-printed or compact.
 
     A member may contain :data:`_STREAM` once: that spot is filled with the
-    elements already rendered into files by :meth:`elements`, so no more than
+    elements already rendered into files by :meth:`write_elements`, so no more than
     one batch of elements is ever held in memory.
     """
-
-    _READ = 1 << 20
 
     def __init__(self, indent: int) -> None:
         self.indent = indent
@@ -743,16 +775,34 @@ class _ObjectWriter:
     def item(self, key: str, value: Any) -> bytes:
         return self._key(key) + self._encode(value, depth=1)
 
-    def elements(self, batch: dict[str, Any] | list[Any], depth: int) -> bytes:
-        """A batch of elements at ``depth``, each after a comma (:meth:`member` drops the first)."""
-        body = self._encode(batch, depth=depth - 1)[1:-1].strip()
-        return b"," + self._pad(depth) + body if body else b""
+    def write_elements(self, out: BinaryIO, batch: dict[str, Any] | list[Any], depth: int) -> None:
+        """Write a batch of elements at ``depth``, each after a comma (:meth:`member` drops
+        the first).  The batch is encoded nested in ``depth - 1`` lists, so the formatter
+        indents it in place; the wrappers are cut off without copying."""
+        if not batch:
+            return
+        wrappers = depth - 1
+        value: Any = batch
+        for _ in range(wrappers):
+            value = [value]
+        data = msgspec.json.encode(value)
+        step = self.indent
+        if step:
+            data = msgspec.json.format(data, indent=step)
+        # Each wrapper opens with "[" + newline + its child's indent, then the batch's
+        # bracket; the batch and each wrapper close with newline + indent + bracket.
+        # (Compact: only the brackets.)
+        line = 1 if step else 0
+        head = sum(1 + line + step * (level + 1) for level in range(wrappers)) + 1
+        tail = sum(line + step * level + 1 for level in range(depth))
+        out.write(b",")
+        out.write(memoryview(data)[head : len(data) - tail])
 
     def member(
         self, key: str, value: Any, parts: list[BinaryIO], brackets: bytes = b"{}"
-    ) -> Iterator[bytes]:
+    ) -> Iterator[bytes | _FilePart]:
         """The member ``key: value`` with the elements in ``parts`` (files of
-        :meth:`elements` output, in order) at the :data:`_STREAM` spot."""
+        :meth:`write_elements` output, in order) at the :data:`_STREAM` spot."""
         head, tail = (self._key(key) + self._encode(value, depth=1)).split(
             msgspec.json.encode(_STREAM)
         )
@@ -761,9 +811,8 @@ class _ObjectWriter:
         yield head + brackets[:1]
         lead = 1  # the first element's comma
         for part in parts:
-            part.seek(0)
-            while chunk := part.read(self._READ):
-                yield chunk[lead:]
+            if part.seek(0, os.SEEK_END) > lead:
+                yield _FilePart(part, lead)
                 lead = 0
         if not lead:
             yield self._pad(depth)

@@ -98,6 +98,12 @@ def _is_set(value: float) -> bool:
     return value == value  # NaN marks "never set"
 
 
+def _checkpointed_runs(ops: OpTable, part: PartitionState) -> int:
+    """How many of the partition's op runs saved a checkpoint."""
+    times = ops.checkpoint_time
+    return sum(1 for slot in part.ops.values() if _is_set(times[slot]))
+
+
 class OpTable:
     """Op runs, column-wise: slot ``i`` is one (partition, op name) pair.
 
@@ -187,13 +193,16 @@ class OpTable:
             del column[size:]
 
     def extend(self, other: OpTable, slots: list[int]) -> dict[int, int]:
-        """Append copies of ``other``'s runs at ``slots``; returns their old slot -> new slot."""
+        """Append copies of ``other``'s runs at ``slots``, in slot order; returns their
+        old slot -> new slot.  Runs of consecutive slots are copied as column slices."""
         self.trim()
+        ordered = sorted(slots)
         first = len(self.name)
-        renumbered = dict(zip(slots, range(first, first + len(slots)), strict=True))
-        self.name.extend(map(other.name.__getitem__, slots))
-        for mine, theirs in zip(self._columns(), other._columns(), strict=True):
-            mine.extend(map(theirs.__getitem__, slots))
+        renumbered = dict(zip(ordered, range(first, first + len(ordered)), strict=True))
+        for start, stop in _consecutive_runs(ordered):
+            self.name.extend(other.name[start:stop])
+            for mine, theirs in zip(self._columns(), other._columns(), strict=True):
+                mine.extend(theirs[start:stop])
         for slot, error in other.errors.items():
             if slot in renumbered:
                 self.errors[renumbered[slot]] = error
@@ -212,6 +221,16 @@ class OpTable:
         """Runs with this status code."""
         unused = len(self.status) - len(self.name)
         return self.status.count(status) - (unused if status == Status.NOT_STARTED else 0)
+
+
+def _consecutive_runs(ordered: list[int]) -> Iterator[tuple[int, int]]:
+    """``[start, stop)`` ranges covering the sorted, distinct ``ordered`` values."""
+    start = 0
+    for gap in [i for i in range(1, len(ordered)) if ordered[i] != ordered[i - 1] + 1]:
+        yield ordered[start], ordered[gap - 1] + 1
+        start = gap
+    if ordered:
+        yield ordered[start], ordered[-1] + 1
 
 
 class OpRun(NamedTuple):
@@ -766,12 +785,18 @@ class JobState:
             self._set_position(name, idx, strength)
         self._op_names_seen |= later._op_names_seen
         shared = [pid for pid in later.partitions if pid in self.partitions]
+        adopted_checkpoints = later._checkpointed
         for pid in shared:
-            self._merge_partition(pid, later.partitions[pid], later.ops)
+            theirs = later.partitions[pid]
+            adopted_checkpoints -= _checkpointed_runs(later.ops, theirs)
+            self._checkpointed -= _checkpointed_runs(self.ops, self.partitions[pid])
+            self._merge_partition(pid, theirs, later.ops)
+            self._checkpointed += _checkpointed_runs(self.ops, self.partitions[pid])
         self._adopt(later, [pid for pid in later.partitions if pid not in self.partitions])
-        times = self.ops.checkpoint_time
-        self._checkpointed = sum(1 for slot in range(len(self.ops)) if _is_set(times[slot]))
-        self._most_ops = max((len(part.ops) for part in self.partitions.values()), default=0)
+        self._checkpointed += adopted_checkpoints
+        self._most_ops = max(
+            [self._most_ops, later._most_ops] + [len(self.partitions[pid].ops) for pid in shared]
+        )
 
     def _adopt(self, later: JobState, pids: list[int]) -> None:
         """Take over ``later``'s partitions that this state never saw, op runs and all."""

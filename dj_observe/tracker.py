@@ -139,7 +139,7 @@ class JobTracker:
         with _gc_paused():
             if first and self.workers > 1:
                 fold_in_parallel(self.reader, self.state, self.workers, PARALLEL_MIN_BYTES)
-            for events in self.reader.read():
+            for events in self.reader.read(transient=True):
                 self.state.apply_all(events)
         if not self.reader.offsets:
             raise JobDirectoryError(f"no event log (events.jsonl) in {self.job_dir}")

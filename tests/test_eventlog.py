@@ -6,7 +6,7 @@ import json
 
 from support import append_log, ev, log_lines, to_lines, write_log
 
-from dj_observe.eventlog import EventLogReader, ReadStats, find_event_logs, iter_range
+from dj_observe.eventlog import BLOCK_BYTES, EventLogReader, ReadStats, find_event_logs, iter_range
 from dj_observe.events import text
 
 
@@ -187,7 +187,7 @@ def test_line_over_max_line_bytes_is_counted_and_neighbours_survive(job_dir):
 
 
 def test_line_over_max_line_bytes_spanning_blocks_is_counted(job_dir):
-    """A line longer than a read block (4 MiB) is skipped without losing the next line."""
+    """A line longer than the read buffer is skipped without losing the next line."""
     huge = ev("op_failed", 2.0, partition_id=0, message="z" * (5 * 1024 * 1024))
     write_log(job_dir, [ev("job_start", 1.0), huge, ev("job_complete", 3.0)])
     reader = EventLogReader(job_dir, max_line_bytes=1024 * 1024)
@@ -280,3 +280,37 @@ def test_iter_range_reads_only_the_lines_inside_the_range(job_dir):
         for event in block
     ]
     assert timestamps(events) == [2.0, 3.0]
+
+
+def test_a_line_longer_than_the_read_buffer_is_read_whole(job_dir):
+    long_message = "w" * (3 * BLOCK_BYTES + 17)
+    write_log(
+        job_dir,
+        [ev("job_start", 1.0), ev("op_failed", 2.0, partition_id=0, message=long_message)]
+        + [ev("partition_start", 3.0 + pid, partition_id=pid) for pid in range(3)],
+    )
+    reader = EventLogReader(job_dir)
+    events = read_all(reader)
+    assert [event.event_type for event in events][:2] == ["job_start", "op_failed"]
+    assert text(events[1].message) == long_message
+    assert len(events) == 5 and reader.stats.skipped_lines == 0
+
+
+def test_events_kept_past_their_block_stay_intact_and_transient_ones_read_the_same(job_dir):
+    """By default a block's events own their raw fields; ``transient=True`` decodes in
+    place (valid until the next block), which a fold that consumes each block can use."""
+    messages = [f"message {i} " + "m" * (i % 7) * 100 for i in range(3 * BLOCK_BYTES // 300)]
+    write_log(
+        job_dir,
+        [ev("op_failed", float(i), partition_id=i, message=m) for i, m in enumerate(messages)],
+    )
+    path = job_dir / "events.jsonl"
+    blocks = list(iter_range(path, stats=ReadStats()))
+    assert len(blocks) > 2
+    kept = [text(event.message) for events, _ in blocks for event in events]
+    transient = [
+        text(event.message)
+        for events, _ in iter_range(path, stats=ReadStats(), transient=True)
+        for event in events
+    ]
+    assert kept == transient == messages

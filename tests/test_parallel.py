@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import itertools
+import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 from support import append_log, ev, snapshot_doc, stable, state_view, to_lines, write_log
 
+import dj_observe.snapshot
 import dj_observe.tracker
 from dj_observe import ProcessingSnapshotAnalyzer
 from dj_observe.eventlog import EventLogReader, ReadStats, iter_range
 from dj_observe.parallel import fold_in_parallel, split_ranges
+from dj_observe.snapshot import write_json
 from dj_observe.state import JobState
 from dj_observe.synthetic import JobSpec, events_for
 
@@ -230,3 +235,49 @@ def test_fold_in_parallel_with_one_worker_does_nothing(make_job):
     state = JobState()
     assert fold_in_parallel(reader, state, workers=1, min_bytes=0) is False
     assert state.events_applied == 0
+
+
+@pytest.mark.parametrize("indent", [2, 0])
+def test_render_in_two_processes_writes_the_same_bytes_to_a_file_a_pipe_and_memory(
+    make_job, tmp_path, monkeypatch, indent
+):
+    """The halves rendered by a forked child reach every kind of output intact:
+    a file and a pipe (copied by ``sendfile``) and an in-memory buffer (by reads)."""
+    monkeypatch.setattr(dj_observe.snapshot, "PARALLEL_RENDER_MIN_OPS", 1)
+    monkeypatch.setattr(dj_observe.snapshot, "PARTITIONS_PER_BATCH", 3)
+    monkeypatch.setattr(dj_observe.snapshot, "fork_is_safe", lambda: True)  # threads of other tests
+    children = []
+    forked = dj_observe.snapshot.ForkedOutput
+
+    def recording(*args, **kwargs):
+        children.append(forked(*args, **kwargs))
+        return children[-1]
+
+    monkeypatch.setattr(dj_observe.snapshot, "ForkedOutput", recording)
+    job = make_job(style="data_juicer", partitions=11, failed_partitions={4: 2}, seed=3)
+    snapshot = ProcessingSnapshotAnalyzer(job, workers=1).generate_snapshot()
+
+    def rendered(workers: int, sink: str) -> bytes:
+        if sink == "memory":
+            buffer = io.BytesIO()
+            write_json(snapshot, buffer, indent=indent, workers=workers)
+            return buffer.getvalue()
+        path = tmp_path / f"out-{sink}.json"
+        if sink == "file":
+            with path.open("wb") as handle:
+                handle.write(b"#")  # a stream already written to: the copy follows its position
+                write_json(snapshot, handle, indent=indent, workers=workers)
+            return path.read_bytes()[1:]
+        with path.open("wb") as received:
+            cat = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=received)
+            write_json(snapshot, cat.stdin, indent=indent, workers=workers)
+            cat.stdin.close()
+            assert cat.wait(timeout=30) == 0
+        return path.read_bytes()
+
+    expected = rendered(1, "memory")
+    assert json.loads(expected)["progress_summary"]["total_partitions"] == 11
+    assert children == []
+    for sink in ("memory", "file", "pipe"):
+        assert rendered(2, sink) == expected, sink
+    assert len(children) == 3

@@ -309,6 +309,37 @@ def _checkpoint_groups() -> list[dict]:
 
 
 CHECKPOINT_GROUPS = _checkpoint_groups()
+PARTITION_FAILED_INSIDE_A_GROUP = [
+    # The next op starts before the previous one ends, then the partition fails under it.
+    {"event_type": "job_start", "timestamp": 0.0, "job_id": "job"},
+    {
+        "event_type": "op_start",
+        "timestamp": 0.0,
+        "partition_id": 0,
+        "operation_name": "b_filter",
+        "operation_idx": 1,
+    },
+    {
+        "event_type": "checkpoint_save",
+        "timestamp": 0.0,
+        "partition_id": 0,
+        "operation_name": "a_mapper",
+        "operation_idx": 0,
+    },
+    {
+        "event_type": "partition_failed",
+        "timestamp": 0.0,
+        "partition_id": 0,
+        "error_message": "ValueError: x",
+    },
+    {
+        "event_type": "op_failed",
+        "timestamp": 0.5,
+        "partition_id": 0,
+        "operation_name": "a_mapper",
+        "error_message": "ValueError: x",
+    },
+]
 
 
 @SETTINGS
@@ -368,6 +399,7 @@ def test_typed_generic_and_tolerant_decoding_fold_alike(events):
 @given(events=st.lists(vocabulary_events(), max_size=40))
 @example(events=OP_THEN_ITS_DAG_NODE)
 @example(events=CHECKPOINT_GROUPS)
+@example(events=PARTITION_FAILED_INSIDE_A_GROUP)
 def test_op_rows_agree_with_op_run(events):
     state = fold(events)
     parts = [part for _, part in sorted(state.partitions.items())]
