@@ -681,6 +681,8 @@ def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[b
     with ExitStack() as stack:
         if child is not None:
             stack.callback(child.discard)
+        for key, value in _head(snap).items():  # while the child renders
+            yield writer.item(key, value)
         halves = [_spools(stack)]
         group_timed = _render_batches(snap, partitions[:split], writer, halves[0])
         paths = child.read() if child is not None else None
@@ -691,8 +693,6 @@ def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[b
             halves.append(_spools(stack))
             group_timed += _render_batches(snap, partitions[split:], writer, halves[1])
         members = [[half[member] for half in halves] for member in range(3)]
-        for key, value in _head(snap).items():
-            yield writer.item(key, value)
         yield from writer.member("checkpointing", _checkpointing(snap, _STREAM), members[0], b"[]")
         yield from writer.member("partition_progress", _STREAM, members[1])
         yield from writer.member("operation_progress", _STREAM, members[2])

@@ -112,6 +112,7 @@ class OpTable:
     """
 
     __slots__ = (
+        "_names",
         "attempts",
         "checkpoint_time",
         "duration",
@@ -143,6 +144,7 @@ class OpTable:
         self.output_rows = array("q")
         self.attempts = array("q")
         self.errors: dict[int, str] = {}
+        self._names: dict[str, str] = {}  # one object per op name: less memory, pickled once
 
     def __len__(self) -> int:
         return len(self.name)
@@ -167,7 +169,7 @@ class OpTable:
         slot = len(self.name)
         if slot == len(self.status):
             self._grow()
-        self.name.append(name)
+        self.name.append(self._names.setdefault(name, name))
         self.partition[slot] = partition_id
         return slot
 
