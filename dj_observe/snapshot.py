@@ -468,14 +468,14 @@ def _percent(done: int, total: int) -> float:
     return round(100.0 * done / total, 2) if total else 0.0
 
 
-def _head(snap: JobSnapshot) -> dict[str, Any]:
+def _head(snap: JobSnapshot, partitions: list[PartitionState]) -> dict[str, Any]:
     state, summary, job_dir = snap.state, snap.summary, snap.job_dir
     partition_pct = _percent(snap.completed_partitions, snap.total_partitions)
     operation_pct = _percent(snap.completed_operations, snap.total_operations)
     config_file = summary.get("config_file", state.config_file)
     error = _text(summary.get("error_message")) or state.error_message
     if error is None and snap.overall_status == ProcessingStatus.FAILED:
-        error = _first_partition_error(state)
+        error = _first_partition_error(state, partitions)
     return {
         "job_info": {
             "job_id": snap.job_id,
@@ -681,7 +681,7 @@ def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[b
     with ExitStack() as stack:
         if child is not None:
             stack.callback(child.discard)
-        for key, value in _head(snap).items():  # while the child renders
+        for key, value in _head(snap, partitions).items():  # while the child renders
             yield writer.item(key, value)
         halves = [_spools(stack)]
         group_timed = _render_batches(snap, partitions[:split], writer, halves[0])
@@ -885,8 +885,8 @@ def _resumption_command(snap: JobSnapshot, config_file: Any) -> str | None:
     return f"dj-process --config {config} --job_id {snap.job_id}"
 
 
-def _first_partition_error(state: JobState) -> str | None:
-    for _, part in _partitions(state):
+def _first_partition_error(state: JobState, partitions: list[PartitionState]) -> str | None:
+    for part in partitions:
         if state.partition_status(part) == Status.FAILED:
             failed = (run.error_message for run in state.op_runs(part) if run.error_message)
             return part.error_message or next(failed, None)
