@@ -18,7 +18,6 @@ from typing import IO
 
 from dj_observe import __version__
 from dj_observe.config import ConfigError
-from dj_observe.jobs import JobUtils
 from dj_observe.snapshot import ProcessingSnapshotAnalyzer, write_json
 from dj_observe.tracker import JobDirectoryError
 
@@ -369,6 +368,7 @@ def _serve(args: argparse.Namespace, stderr: IO[str]) -> int:
 
 
 def _jobs(args: argparse.Namespace, stdout: IO[str]) -> int:
+    from dj_observe.jobs import JobUtils
     from dj_observe.jobs_view import print_jobs
 
     utils = JobUtils(args.outputs_dir)

@@ -28,8 +28,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-
 from dj_observe.redact import DEFAULT_SECRET_KEYS
 
 __all__ = ["ConfigError", "MetricsConfig", "ObservabilityConfig", "TracingConfig"]
@@ -141,7 +139,7 @@ class ObservabilityConfig:
                 chosen = [name.strip() for name in names.split(",") if name.strip()]
                 bad = [name for name in chosen if name not in TRACE_EXPORTERS]
                 if bad:
-                    logger.warning("dj-observe: ignoring OTEL_TRACES_EXPORTER={!r}", names)
+                    _warn("dj-observe: ignoring OTEL_TRACES_EXPORTER={!r}", names)
                 else:
                     self.tracing.exporter = chosen
             elif self.tracing.endpoint and "otlp" not in self.tracing.exporter:
@@ -184,7 +182,7 @@ def _env_number(name: str, kind: type, default: Any) -> Any:
     try:
         return kind(raw)
     except ValueError:
-        logger.warning("dj-observe: ignoring {}={!r}: not a number", name, raw)
+        _warn("dj-observe: ignoring {}={!r}: not a number", name, raw)
         return default
 
 
@@ -231,3 +229,9 @@ def _coerce(value: Any, current: Any, key: str, where: str) -> Any:
     if isinstance(value, (str, os.PathLike)):
         return str(value)
     raise ConfigError(f"{where}: expected a string, got {value!r}")
+
+
+def _warn(message: str, *args: Any) -> None:
+    from loguru import logger  # imported when needed: it costs the CLI's start-up ~20 ms
+
+    logger.warning(message, *args)
