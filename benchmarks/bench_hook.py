@@ -9,9 +9,11 @@ Every scenario runs in a fresh subprocess over the same realistic mix of events
 ``checkpoint_save`` for each of 8 ops, then ``partition_complete``):
 
 * ``floor``: append an orjson line to an open file and flush it;
-* ``upstream (real)``: Data-Juicer's own ``EventLoggingMixin._log_event`` and
-  ``EventLogger`` with the loguru set-up ``dj-process`` makes (needs the
-  ``data-juicer`` extra; left out without it);
+* ``upstream (real, 1 sink)``: Data-Juicer's own ``EventLoggingMixin._log_event`` and
+  ``EventLogger`` with one loguru file sink (the issue's measured configuration, and
+  the baseline of its target);
+* ``upstream (real)``: the same with the loguru set-up ``dj-process`` makes (both
+  need the ``data-juicer`` extra; left out without it);
 * ``upstream (1 sink)``: an emulation of what Data-Juicer's ``EventLogger`` does per event: build
   its ``Event`` dataclass (uuid4 event id), format the human line and log it
   through loguru with one file sink, then open the JSONL file, append
@@ -19,11 +21,14 @@ Every scenario runs in a fresh subprocess over the same realistic mix of events
 * ``upstream (all sinks)``: the same with loguru's stderr sink (to /dev/null) and
   the per-level files of the spec's log layout;
 * ``hook: event log only``, ``hook: all sinks`` (event log, metrics, spans to an
-  OTLP-JSON file; background delivery, the default) and ``hook: all sinks,
-  inline`` (everything on the caller's thread).
+  OTLP-JSON file; background delivery, the default), ``hook: all sinks,
+  inline`` (everything on the caller's thread) and ``hook: all sinks, sidecar``
+  (metrics and spans made by the sidecar process that follows the log).
 
 For each: wall time per event on the caller's thread, and CPU time per event of
-the whole process (all threads) including draining the hook at close.  The
+the executor's process (all threads) including draining the hook at close; for
+the sidecar also its own CPU time per event, its start-up (measured by a run
+with no events in the same process) excluded.  The
 scrape part folds jobs of 100 and 10,000 partitions x 10 ops into a metrics sink
 and times ``generate_latest`` of the registry and its size.
 """
@@ -35,6 +40,7 @@ import datetime as _dt
 import importlib.util
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -53,22 +59,27 @@ from report import RESULTS, machine_info, write_section  # noqa: E402 - sibling 
 OPS = [f"op_{index}_mapper" for index in range(8)]
 SCENARIOS = (
     "floor",
+    "upstream_real_one",
     "upstream_real",
     "upstream_one",
     "upstream_all",
     "hook_log",
     "hook_all",
     "hook_inline",
+    "hook_sidecar",
 )
 LABELS = {
     "floor": "floor: orjson line to an open file + flush",
+    "upstream_real_one": "upstream: Data-Juicer's own EventLogger, 1 loguru file sink",
     "upstream_real": "upstream: Data-Juicer's own EventLogger, its own logger set-up",
-    "upstream_one": "upstream: EventLogger, 1 loguru file sink",
-    "upstream_all": "upstream: EventLogger, all its loguru sinks",
+    "upstream_one": "upstream, emulated: EventLogger, 1 loguru file sink",
+    "upstream_all": "upstream, emulated: EventLogger, all its loguru sinks",
     "hook_log": "hook: event log only",
-    "hook_all": "hook: all sinks (log, metrics, spans), background",
+    "hook_all": "hook: all sinks (log, metrics, spans), background thread",
     "hook_inline": "hook: all sinks, inline",
+    "hook_sidecar": "hook: all sinks, sidecar process",
 }
+NEEDS_DATA_JUICER = ("upstream_real_one", "upstream_real")
 TARGET_RATIO = 0.1
 
 
@@ -167,7 +178,8 @@ class _UpstreamEvent:
     thread_id: int | None = None
 
 
-def _upstream(work: Path, all_sinks: bool) -> Any:
+def _one_file_sink(work: Path) -> None:
+    """Loguru with one file sink, as Data-Juicer's ``EventLogger`` adds for its events."""
     from loguru import logger
 
     logger.remove()
@@ -178,6 +190,12 @@ def _upstream(work: Path, all_sinks: bool) -> Any:
         retention=5,
         compression="gz",
     )
+
+
+def _upstream(work: Path, all_sinks: bool) -> Any:
+    from loguru import logger
+
+    _one_file_sink(work)
     if all_sinks:
         logger.add(lambda message: None, level="INFO")  # loguru's default stderr sink
         logger.add(work / "logs" / "log.txt", rotation="100 MB")
@@ -225,10 +243,10 @@ def _upstream(work: Path, all_sinks: bool) -> Any:
     return emit, lambda: None
 
 
-def _upstream_real(work: Path) -> Any:
-    """Data-Juicer's real ``EventLoggingMixin._log_event`` and ``EventLogger``, with the
-    loguru set-up ``dj-process`` makes (``setup_logger``: stderr and log files, enqueued);
-    stderr goes to /dev/null."""
+def _upstream_real(work: Path, one_sink: bool) -> Any:
+    """Data-Juicer's real ``EventLoggingMixin._log_event`` and ``EventLogger``, with one
+    loguru file sink or with the loguru set-up ``dj-process`` makes (``setup_logger``:
+    stderr and log files, enqueued; stderr goes to /dev/null)."""
     import data_juicer.utils.logger_utils as logger_utils
     from data_juicer.core.executor.event_logging_mixin import (
         EventLogger,
@@ -236,8 +254,11 @@ def _upstream_real(work: Path) -> Any:
         EventType,
     )
 
-    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the child's stderr, until it exits
-    logger_utils.setup_logger(save_dir=str(work / "logs"), redirect=False)
+    if one_sink:
+        _one_file_sink(work)
+    else:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the child's stderr, until it exits
+        logger_utils.setup_logger(save_dir=str(work / "logs"), redirect=False)
 
     class Executor(EventLoggingMixin):
         def __init__(self) -> None:
@@ -275,8 +296,23 @@ def _hook(work: Path, scenario: str) -> Any:
         config = {"metrics": {"enabled": False}, "tracing": {"enabled": False}}
     if scenario == "hook_inline":
         config["background"] = False
+    if scenario == "hook_sidecar":
+        config["sidecar"] = True
     hook = ObservabilityHook(config, work_dir=work, job_id="job", pipeline="bench")
     return hook.emit, hook.close
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _sidecar_start_up(work: Path) -> float:
+    """CPU seconds of a sidecar that starts and stops with no events (its imports, mostly)."""
+    before = _children_cpu()
+    _, close = _hook(work / "empty", "hook_sidecar")
+    close()
+    return _children_cpu() - before
 
 
 def run_scenario(scenario: str, count: int) -> dict[str, float]:
@@ -284,14 +320,16 @@ def run_scenario(scenario: str, count: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="dj-bench-hook-") as scratch:
         work = Path(scratch)
         (work / "logs").mkdir()
+        start_up = _sidecar_start_up(work) if scenario == "hook_sidecar" else 0.0
         if scenario == "floor":
             emit, close = _floor(work)
-        elif scenario == "upstream_real":
-            emit, close = _upstream_real(work)
+        elif scenario.startswith("upstream_real"):
+            emit, close = _upstream_real(work, one_sink=scenario == "upstream_real_one")
         elif scenario.startswith("upstream"):
             emit, close = _upstream(work, all_sinks=scenario == "upstream_all")
         else:
             emit, close = _hook(work, scenario)
+        children = _children_cpu()
         cpu, wall = time.process_time(), time.perf_counter()
         for fields in events:
             emit(fields)
@@ -299,10 +337,13 @@ def run_scenario(scenario: str, count: int) -> dict[str, float]:
         close()
         total_cpu = time.process_time() - cpu
         total_wall = time.perf_counter() - wall
+        sidecar = _children_cpu() - children - start_up
     return {
         "caller_us": caller / count * 1e6,
         "cpu_us": total_cpu / count * 1e6,
         "wall_us": total_wall / count * 1e6,
+        "sidecar_us": sidecar / count * 1e6 if scenario == "hook_sidecar" else None,
+        "sidecar_start_s": start_up,
     }
 
 
@@ -397,7 +438,9 @@ def _report(
     count: int,
     command: str,
 ) -> list[str]:
-    upstream = results["upstream_one"]["cpu_us"]
+    baseline_name = "upstream_real_one" if "upstream_real_one" in results else "upstream_one"
+    baseline = results[baseline_name]["cpu_us"]
+    sidecar = results["hook_sidecar"]
     lines = [
         "## Hook: per-event cost and scrape cost (bench_hook.py)",
         "",
@@ -411,37 +454,43 @@ def _report(
         "",
         "### Per event",
         "",
-        "*caller* is the wall time per `emit` on the calling thread; *CPU* is the process's "
-        "CPU time per event over all threads, including draining the hook at `close()`; "
-        "the ratios are CPU against Data-Juicer's own logger as `dj-process` sets it up "
-        "(`setup_logger`: enqueued loguru sinks, its debug lines included), and against the "
-        "lean emulation with one loguru file sink.",
+        "*caller* is the wall time per `emit` on the calling thread; *CPU* is the CPU time "
+        "per event of the executor's process over all its threads, including draining the "
+        "hook at `close()`; *sidecar CPU* is the sidecar process's own, its start-up "
+        f"({sidecar['sidecar_start_s']:.2f} s, mostly imports) excluded. The ratio is CPU "
+        f"against {LABELS[baseline_name]!r}, the configuration the issue measured.",
         "",
-        "| scenario | caller us/event | CPU us/event | ratio to Data-Juicer's logger | "
-        "ratio to emulation (1 sink) |",
+        "| scenario | caller us/event | CPU us/event | sidecar CPU us/event | ratio |",
         "|---|--:|--:|--:|--:|",
     ]
-    real = results["upstream_real"]["cpu_us"] if "upstream_real" in results else None
     for scenario in SCENARIOS:
         row = results.get(scenario)
         if row is None:
             continue
-        to_real = f"{row['cpu_us'] / real:.3f}" if real else "-"
+        side = f"{row['sidecar_us']:.1f}" if row.get("sidecar_us") is not None else "-"
         lines.append(
-            f"| {LABELS[scenario]} | {row['caller_us']:.1f} | {row['cpu_us']:.1f} | "
-            f"{to_real} | {row['cpu_us'] / upstream:.2f} |"
+            f"| {LABELS[scenario]} | {row['caller_us']:.1f} | {row['cpu_us']:.1f} | {side} | "
+            f"{row['cpu_us'] / baseline:.3f} |"
         )
-    hook = results["hook_all"]["cpu_us"]
+    limit = TARGET_RATIO * baseline
     lines += [""]
-    for name, baseline in (("Data-Juicer's own logger", real), ("the emulation", upstream)):
-        if baseline is None:
-            lines.append(f"- Against {name}: not measured (Data-Juicer not installed).")
-            continue
-        verdict = "met" if hook <= TARGET_RATIO * baseline else "**not met**"
+    for scenario, what in (
+        ("hook_sidecar", "the executor's CPU with all sinks on (sidecar)"),
+        ("hook_all", "all sinks in the executor's process (background thread)"),
+        ("hook_inline", "all sinks on the caller's thread"),
+    ):
+        cost = results[scenario]["cpu_us"]
+        verdict = "met" if cost <= limit else "**not met**"
         lines.append(
-            f"- Target (issue #3), all sinks at most {TARGET_RATIO:g} x {name} "
-            f"({TARGET_RATIO * baseline:.1f} us): {hook:.1f} us, {verdict}."
+            f"- Target (issue #3), at most {TARGET_RATIO:g} x the upstream logger "
+            f"({limit:.1f} us), {what}: {cost:.1f} us, {verdict}."
         )
+    machine = sidecar["cpu_us"] + sidecar["sidecar_us"]
+    lines.append(
+        f"- With the sidecar, the machine as a whole spends {machine:.1f} us an event "
+        f"(executor {sidecar['cpu_us']:.1f} + sidecar {sidecar['sidecar_us']:.1f}): "
+        f"{machine / baseline:.2f} x the upstream logger, on a second process."
+    )
     lines += [
         "",
         "### /metrics scrape (10 ops, one failed partition)",
@@ -468,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, float]] = {}
     for _ in range(args.repeat):
         for scenario in SCENARIOS:
-            if scenario == "upstream_real" and importlib.util.find_spec("data_juicer") is None:
+            if scenario in NEEDS_DATA_JUICER and importlib.util.find_spec("data_juicer") is None:
                 continue  # pip install 'dj-observe[data-juicer]' to measure it
             row = _spawn(scenario, str(args.events))
             best = results.get(scenario)

@@ -17,6 +17,7 @@ Environment variables:
 ``DJ_OBSERVE_PUSHGATEWAY``        Pushgateway URL to push metrics to
 ``DJ_OBSERVE_PUSH_INTERVAL``      seconds between pushes (default 15)
 ``DJ_OBSERVE_METRICS_LINGER``     seconds /metrics stays up after the hook closes (0)
+``DJ_OBSERVE_SIDECAR``            ``1``: metrics and spans made by a sidecar process
 ================================  =================================================
 """
 
@@ -78,6 +79,9 @@ class ObservabilityConfig:
     background: bool = True
     """Fold and update metrics and spans on a background thread (the log is always
     written before ``emit`` returns); ``False`` does it all on the caller's thread."""
+    sidecar: bool = False
+    """Make metrics and spans in a process of their own that follows the event log
+    (:mod:`dj_observe.sidecar`): the executor's process only writes the log."""
     redact_keys: list[str] = field(default_factory=lambda: list(DEFAULT_SECRET_KEYS))
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     tracing: TracingConfig = field(default_factory=TracingConfig)
@@ -144,6 +148,8 @@ class ObservabilityConfig:
                     self.tracing.exporter = chosen
             elif self.tracing.endpoint and "otlp" not in self.tracing.exporter:
                 self.tracing.exporter = [*self.tracing.exporter, "otlp"]
+        if "sidecar" not in given and env.get("DJ_OBSERVE_SIDECAR"):
+            self.sidecar = env["DJ_OBSERVE_SIDECAR"].strip().lower() in ("1", "true", "yes", "on")
         if "host" not in metrics and env.get("DJ_OBSERVE_METRICS_HOST"):
             self.metrics.host = env["DJ_OBSERVE_METRICS_HOST"]
         if "port" not in metrics:
@@ -160,6 +166,11 @@ class ObservabilityConfig:
             )
 
     def _check(self) -> None:
+        if self.sidecar and (not self.event_log or self.log_path is None):
+            raise ConfigError(
+                "observability.sidecar: the sidecar follows the event log; "
+                "it needs event_log: true and a work_dir"
+            )
         port = self.metrics.port
         if port is not None and not 0 <= port <= 65535:
             raise ConfigError(f"observability.metrics.port: {port} is not a TCP port")

@@ -25,17 +25,19 @@ from typing import Any
 import msgspec
 from prometheus_client import CollectorRegistry
 
-from dj_observe.config import ObservabilityConfig
+from dj_observe.config import ConfigError, ObservabilityConfig
 from dj_observe.dispatch import Dispatcher, HookStats, JobFeed, QueuedDelivery, Sink
 from dj_observe.events import FIELD_ORDER, Event, EventType, event_from_dict
 from dj_observe.exposition import MetricsEndpoint, PushgatewaySink
 from dj_observe.redact import Redactor
+from dj_observe.sidecar import Sidecar
 from dj_observe.sinks.eventlog import EventLogWriter
 from dj_observe.sinks.metrics import MetricsSink
 
 __all__ = ["ObservabilityHook"]
 
 _ENCODER = msgspec.json.Encoder(enc_hook=str)
+_KNOWN_FIELDS = frozenset(FIELD_ORDER)
 CLOSE_TIMEOUT = 30.0
 """Seconds ``close()`` waits for pending events to reach the sinks."""
 
@@ -76,13 +78,18 @@ class ObservabilityHook:
         built: list[Sink] = []
         if config.event_log and config.log_path is not None:
             self.event_log = EventLogWriter(config.log_path)
-        if config.metrics.enabled:
+        self.sidecar: Sidecar | None = None
+        if config.sidecar:
+            if registry is not None:
+                raise ConfigError("observability.sidecar: metrics live in the sidecar's registry")
+            self.sidecar = Sidecar(config, self.stats)
+        elif config.metrics.enabled:
             self.metrics = MetricsSink(registry, pipeline=config.pipeline, stats=self.stats)
             built.append(self.metrics)
             self._expose(config)
             if self.pusher is not None:
                 built.append(self.pusher)
-        if config.tracing.enabled:
+        if config.tracing.enabled and not config.sidecar:
             traces = self._trace_sink(config)
             if traces is not None:
                 built.append(traces)
@@ -131,7 +138,9 @@ class ObservabilityHook:
 
     @property
     def metrics_url(self) -> str | None:
-        """Where /metrics is served, if it is."""
+        """Where /metrics is served, if it is (by the sidecar: once it has started)."""
+        if self.sidecar is not None:
+            return self.sidecar.metrics_url
         return self.endpoint.url if self.endpoint is not None else None
 
     def feed(self, job_id: str | None = None) -> JobFeed:
@@ -152,7 +161,9 @@ class ObservabilityHook:
         Returns the normalised event, or ``None`` if it had no event type (counted
         as dropped).  Never raises because of a sink.
         """
-        if isinstance(event, Event):
+        if type(event) is dict:
+            data = {**event, **fields}
+        elif isinstance(event, Event):
             data = msgspec.structs.asdict(event)
             data.update(data.pop("extra", None) or {})
             data.update(fields)
@@ -169,7 +180,10 @@ class ObservabilityHook:
             with self._lock:
                 self.stats.events_dropped += 1
             return None
-        line = _ENCODER.encode(record) + b"\n"
+        if _KNOWN_FIELDS.issuperset(record):  # the usual case: the event in Data-Juicer's order
+            line = _ENCODER.encode(normalised) + b"\n"
+        else:  # fields this version does not know, or of types it could not read: as given
+            line = _ENCODER.encode(_in_field_order(record)) + b"\n"
         job = normalised.job_id or self.job_id or ""
         with self._emit_lock:  # the log and the sinks see events in the same order
             if self.event_log is not None:
@@ -186,6 +200,7 @@ class ObservabilityHook:
         return normalised
 
     def _complete(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The event's fields with defaults filled in and secrets redacted."""
         kind = data.get("event_type")
         kind = kind.value if isinstance(kind, EventType) else kind
         now = time.time()
@@ -194,12 +209,9 @@ class ObservabilityHook:
         if data.get("job_id") is None and self.job_id:
             data["job_id"] = self.job_id
         data.setdefault("event_id", f"{kind}_{int(now)}_{self._id_prefix}{next(self._serial):x}")
-        data.setdefault("process_id", os.getpid())
+        data.setdefault("process_id", _process_id())
         data.setdefault("thread_id", threading.get_ident())
-        data = {key: value for key, value in data.items() if value is not None}
-        ordered = {key: data.pop(key) for key in FIELD_ORDER if key in data}
-        ordered.update(data)
-        return self.redact(ordered)
+        return self.redact(data)
 
     # -- helpers mirroring Data-Juicer's event methods -----------------------------
 
@@ -372,6 +384,8 @@ class ObservabilityHook:
                 self.event_log.close()
             except OSError as exc:
                 self.stats.sink_failed(self.event_log.name, exc)
+        if self.sidecar is not None:
+            self.sidecar.close(CLOSE_TIMEOUT)
         if self.endpoint is not None:
             if self.config.metrics.linger > 0:
                 time.sleep(self.config.metrics.linger)  # let a scraper see the final values
@@ -382,3 +396,25 @@ class ObservabilityHook:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _in_field_order(record: dict[str, Any]) -> dict[str, Any]:
+    """Data-Juicer's fields first, in its order, then the others as given; no ``None``s."""
+    ordered = {key: record[key] for key in FIELD_ORDER if key in record}
+    ordered.update(record)
+    return {key: value for key, value in ordered.items() if value is not None}
+
+
+_pid = os.getpid()
+
+
+def _process_id() -> int:
+    return _pid
+
+
+def _forget_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forget_pid)

@@ -9,6 +9,8 @@ own columns, so the cost per run is a few list operations, not a Python call.
 
 from __future__ import annotations
 
+import bisect
+import operator
 from array import array
 from dataclasses import dataclass
 
@@ -111,7 +113,9 @@ def _timed_as_group(
     time, the next being the next op of the pipeline on the same partition.
 
     The same comparisons as that method's, NaN ("never set") included: a run whose
-    neighbour has not ended yet is already marked; one that has not ended is not."""
+    neighbour has not ended yet is already marked; one that has not ended is not.
+    A partition with two runs at one position (ops whose positions the log confused)
+    is left to that method itself."""
     ops = state.ops
     starts = list(map(ops.start_time.__getitem__, slots))
     ends = list(map(ops.end_time.__getitem__, slots))
@@ -129,7 +133,31 @@ def _timed_as_group(
                 found.add(row)
             if starts[row] < ends[row + 1]:
                 found.add(row + 1)
+    for first, stop in _partitions_sharing_a_position(index, bounds):
+        rows = range(first, stop)
+        found.difference_update(rows)
+        found.update(row for row in rows if state.op_timed_as_group(slots[row]))
     return found
+
+
+def _partitions_sharing_a_position(
+    index: list[int | None], bounds: list[int]
+) -> list[tuple[int, int]]:
+    """``[first, stop)`` rows of the partitions where two runs have the same position."""
+    same = list(map(operator.eq, index, index[1:]))  # in C; usually all False
+    found: list[tuple[int, int]] = []
+    row = 0
+    while True:
+        try:
+            row = same.index(True, row)
+        except ValueError:
+            return found
+        part = bisect.bisect_right(bounds, row) - 1
+        first, stop = bounds[part], bounds[part + 1]
+        if index[row] is not None and row + 1 < stop:
+            found.append((first, stop))
+            row = stop - 1
+        row += 1
 
 
 def _floats(column: array[float], slots: list[int]) -> list[float | None]:

@@ -27,6 +27,9 @@ DEFAULT_SECRET_KEYS = (
 REDACTED = "***"
 _MAX_REMEMBERED_KEYS = 4096
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_SCALARS_OR_DICT = _SCALARS | {dict}
+_USUAL_NESTED = ("metadata", "op_args", "partition_meta", "config")
+"""Event fields that hold a dict; only these are looked into without a full walk."""
 
 
 class Redactor:
@@ -38,6 +41,7 @@ class Redactor:
             re.compile("|".join(re.escape(key) for key in keys), re.IGNORECASE) if keys else None
         )
         self._verdicts: dict[str, bool] = {}
+        self._safe: set[str] = set()  # keys known not to be secret
 
     def is_secret(self, key: object) -> bool:
         if self.pattern is None or not isinstance(key, str):
@@ -47,15 +51,46 @@ class Redactor:
             verdict = bool(self.pattern.search(key))
             if len(self._verdicts) < _MAX_REMEMBERED_KEYS:
                 self._verdicts[key] = verdict
+                if not verdict:
+                    self._safe.add(key)
         return verdict
 
     def __call__(self, fields: dict[str, Any]) -> dict[str, Any]:
-        return self._scrub(fields) if self.pattern is not None else fields
+        if self.pattern is None or self._plain(fields):
+            return fields
+        return self._scrub(fields)
+
+    def _plain(self, fields: dict[str, Any]) -> bool:
+        """Whether ``fields`` surely holds no secret, checked mostly in C: every key is a
+        known safe one, and the only nested values are flat dicts of scalars with safe
+        keys under the usual names (``metadata``, ...)."""
+        safe = self._safe
+        if type(fields) is not dict or not safe.issuperset(fields):
+            return False
+        kinds = list(map(type, fields.values()))
+        if _SCALARS.issuperset(kinds):
+            return True
+        nested = [fields[name] for name in _USUAL_NESTED if type(fields.get(name)) is dict]
+        if len(nested) != kinds.count(dict) or not _SCALARS_OR_DICT.issuperset(kinds):
+            return False
+        return all(
+            safe.issuperset(value) and _SCALARS.issuperset(map(type, value.values()))
+            for value in nested
+        )
 
     def _scrub(self, value: Any) -> Any:
         """``value`` with secrets replaced; the very same object when it holds none."""
         if type(value) in _SCALARS:
             return value
+        if type(value) is dict and self._safe.issuperset(value):  # the common case, in C
+            if _SCALARS.issuperset(map(type, value.values())):
+                return value
+            nested = {
+                key: new
+                for key, item in value.items()
+                if type(item) not in _SCALARS and (new := self._scrub(item)) is not item
+            }
+            return {**value, **nested} if nested else value
         if isinstance(value, dict):
             changed = False
             scrubbed = {}

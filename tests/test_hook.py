@@ -7,6 +7,7 @@ import os
 import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from support import read_events, scrape
@@ -126,6 +127,29 @@ def test_unknown_event_types_are_kept(hook, job_dir):
     [event] = read_events(job_dir)
     assert event["event_type"] == "my_custom_event"
     assert event["metadata"] == {"k": 1}
+
+
+def test_lines_keep_data_juicers_key_order_and_extra_fields_come_after(hook, job_dir):
+    hook.emit("op_complete", my_field=1, operation_name="a", partition_id=0, status="success")
+    hook.emit("op_complete", status="success", partition_id=1, operation_name="b")
+    hook.close()
+
+    first, second = (
+        json.loads(line) for line in (job_dir / "events.jsonl").read_bytes().splitlines()
+    )
+    known = ["event_type", "timestamp", "event_id", "job_id", "partition_id", "operation_name"]
+    assert list(first)[:6] == list(second)[:6] == known
+    assert list(first)[-1] == "my_field" and "my_field" not in second
+
+
+def test_values_json_cannot_hold_are_logged_as_text(hook, job_dir):
+    hook.emit("job_start", metadata={"output": Path("/data/out")})
+    hook.emit("custom", where=Path("/data/in"))
+    hook.close()
+
+    start, custom = read_events(job_dir)
+    assert start["metadata"]["output"] == "/data/out"
+    assert custom["where"] == "/data/in"
 
 
 @pytest.mark.parametrize(

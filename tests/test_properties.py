@@ -309,6 +309,41 @@ def _checkpoint_groups() -> list[dict]:
 
 
 CHECKPOINT_GROUPS = _checkpoint_groups()
+TWO_OPS_AT_ONE_POSITION = [
+    # c_dedup claims a_mapper's position; b_filter (next position) overlaps a_mapper.
+    {"event_type": "job_start", "timestamp": 0.0, "job_id": "job"},
+    {
+        "event_type": "op_complete",
+        "timestamp": 0.5,
+        "partition_id": 1,
+        "operation_name": "a_mapper",
+        "duration": 0.25,
+        "status": "failed",
+    },
+    {
+        "event_type": "op_failed",
+        "timestamp": 0.0,
+        "partition_id": 1,
+        "operation_name": "c_dedup",
+        "operation_idx": 0,
+        "error_message": "ValueError: x",
+    },
+    {
+        "event_type": "checkpoint_save",
+        "timestamp": 0.0,
+        "partition_id": 0,
+        "operation_name": "a_mapper",
+        "operation_idx": 0,
+    },
+    {
+        "event_type": "checkpoint_save",
+        "timestamp": 0.0,
+        "partition_id": 0,
+        "operation_name": "b_filter",
+        "operation_idx": 1,
+    },
+    {"event_type": "op_start", "timestamp": 0.0, "partition_id": 1, "operation_name": "b_filter"},
+]
 PARTITION_FAILED_INSIDE_A_GROUP = [
     # The next op starts before the previous one ends, then the partition fails under it.
     {"event_type": "job_start", "timestamp": 0.0, "job_id": "job"},
@@ -400,6 +435,7 @@ def test_typed_generic_and_tolerant_decoding_fold_alike(events):
 @example(events=OP_THEN_ITS_DAG_NODE)
 @example(events=CHECKPOINT_GROUPS)
 @example(events=PARTITION_FAILED_INSIDE_A_GROUP)
+@example(events=TWO_OPS_AT_ONE_POSITION)
 def test_op_rows_agree_with_op_run(events):
     state = fold(events)
     parts = [part for _, part in sorted(state.partitions.items())]

@@ -144,3 +144,25 @@ def test_redactor_returns_fields_unchanged_when_no_keys_are_configured():
 
 def test_redactor_leaves_absent_secrets_absent():
     assert Redactor()({"password": None, "token": "t"}) == {"password": None, "token": REDACTED}
+
+
+@pytest.mark.parametrize(
+    "late",
+    [
+        {"metadata": {"input_rows": 1, "api_token": SECRET}},
+        {"metadata": {"input_rows": 1, "nested": {"password": SECRET}}},
+        {"op_args": {"creds": [{"secret": SECRET}]}},
+        {"private_key": SECRET},
+        {"extra_field": {"token": SECRET}},
+    ],
+)
+def test_a_secret_after_many_plain_events_of_the_same_shape_is_still_redacted(late):
+    """The redactor skips walking events whose keys it already knows to be safe:
+    a new secret-looking key anywhere in an event of a familiar shape is still found."""
+    redact = Redactor()
+    plain = {"event_type": "op_complete", "partition_id": 0, "metadata": {"input_rows": 1}}
+    for _ in range(3):
+        assert redact(plain) is plain
+    scrubbed = redact({**plain, **late})
+    assert SECRET not in repr(scrubbed)
+    assert REDACTED in repr(scrubbed)
