@@ -171,19 +171,11 @@ class ObservabilityHook:
             data = {**event, **fields}
         else:
             data = {"event_type": str(event), **fields}
-        record = self._complete(data)
-        try:
-            normalised: Event | None = msgspec.convert(record, Event, strict=False)
-        except msgspec.ValidationError:
-            normalised = event_from_dict(record)
+        line, normalised = self._line_and_event(self._complete(data))
         if normalised is None:
             with self._lock:
                 self.stats.events_dropped += 1
             return None
-        if _KNOWN_FIELDS.issuperset(record):  # the usual case: the event in Data-Juicer's order
-            line = _ENCODER.encode(normalised) + b"\n"
-        else:  # fields this version does not know, or of types it could not read: as given
-            line = _ENCODER.encode(_in_field_order(record)) + b"\n"
         job = normalised.job_id or self.job_id or ""
         with self._emit_lock:  # the log and the sinks see events in the same order
             if self.event_log is not None:
@@ -200,7 +192,7 @@ class ObservabilityHook:
         return normalised
 
     def _complete(self, data: dict[str, Any]) -> dict[str, Any]:
-        """The event's fields with defaults filled in and secrets redacted."""
+        """The event's fields with the defaults filled in."""
         kind = data.get("event_type")
         kind = kind.value if isinstance(kind, EventType) else kind
         now = time.time()
@@ -211,7 +203,32 @@ class ObservabilityHook:
         data.setdefault("event_id", f"{kind}_{int(now)}_{self._id_prefix}{next(self._serial):x}")
         data.setdefault("process_id", _process_id())
         data.setdefault("thread_id", threading.get_ident())
-        return self.redact(data)
+        return data
+
+    def _line_and_event(self, record: dict[str, Any]) -> tuple[bytes, Event | None]:
+        """The log line and the normalised event, secrets redacted from both.
+
+        The usual event (only Data-Juicer's fields, of readable types) is normalised
+        first and written from that, in Data-Juicer's key order; any other is redacted
+        and written as given (known fields first), so nothing the caller sent is lost.
+        """
+        if _KNOWN_FIELDS.issuperset(record):
+            try:
+                event = msgspec.convert(record, Event, strict=False)
+            except msgspec.ValidationError:
+                pass
+            else:
+                if not self.redact.plain(
+                    event.metadata, event.op_args, event.partition_meta, event.config
+                ):
+                    event = msgspec.convert(self.redact(record), Event, strict=False)
+                return _ENCODER.encode(event) + b"\n", event
+        record = self.redact(record)
+        try:
+            normalised: Event | None = msgspec.convert(record, Event, strict=False)
+        except msgspec.ValidationError:
+            normalised = event_from_dict(record)
+        return _ENCODER.encode(_in_field_order(record)) + b"\n", normalised
 
     # -- helpers mirroring Data-Juicer's event methods -----------------------------
 

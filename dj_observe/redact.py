@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from dj_observe.events import FIELD_ORDER
+
 __all__ = ["DEFAULT_SECRET_KEYS", "REDACTED", "Redactor"]
 
 DEFAULT_SECRET_KEYS = (
@@ -42,6 +44,8 @@ class Redactor:
         )
         self._verdicts: dict[str, bool] = {}
         self._safe: set[str] = set()  # keys known not to be secret
+        # Whether no field name of Data-Juicer's looks secret (true unless so configured).
+        self._names_safe = not any(map(self.is_secret, FIELD_ORDER))
 
     def is_secret(self, key: object) -> bool:
         if self.pattern is None or not isinstance(key, str):
@@ -54,6 +58,19 @@ class Redactor:
                 if not verdict:
                     self._safe.add(key)
         return verdict
+
+    def plain(self, *nested: dict[str, Any] | None) -> bool:
+        """Whether an event whose fields are all Data-Juicer's (typed scalars but for the
+        dicts ``nested``) surely holds no secret: the dicts are flat, with known safe keys."""
+        if self.pattern is None:
+            return True
+        if not self._names_safe:
+            return False
+        return all(value is None or self._flat_and_safe(value) for value in nested)
+
+    def _flat_and_safe(self, value: dict[str, Any]) -> bool:
+        """Whether the dict's keys are all known safe and its values all scalars (in C)."""
+        return self._safe.issuperset(value) and _SCALARS.issuperset(map(type, value.values()))
 
     def __call__(self, fields: dict[str, Any]) -> dict[str, Any]:
         if self.pattern is None or self._plain(fields):
@@ -73,10 +90,7 @@ class Redactor:
         nested = [fields[name] for name in _USUAL_NESTED if type(fields.get(name)) is dict]
         if len(nested) != kinds.count(dict) or not _SCALARS_OR_DICT.issuperset(kinds):
             return False
-        return all(
-            safe.issuperset(value) and _SCALARS.issuperset(map(type, value.values()))
-            for value in nested
-        )
+        return all(map(self._flat_and_safe, nested))
 
     def _scrub(self, value: Any) -> Any:
         """``value`` with secrets replaced; the very same object when it holds none."""

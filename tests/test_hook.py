@@ -377,3 +377,12 @@ def test_eight_threads_emitting_500_events_each_lose_nothing(job_dir):
     assert state.events_applied == threads * per_thread
     assert state.event_counts == {"op_start": threads * per_thread}
     assert hook.stats.events_handled == threads * per_thread
+
+
+def test_a_field_of_the_wrong_type_is_logged_as_given(hook, job_dir):
+    """An event the normaliser cannot read whole is still written with every field."""
+    hook.emit("op_start", partition_id="not a number", operation_name="a", metadata=[1, 2])
+    hook.close()
+
+    [event] = read_events(job_dir)
+    assert event["partition_id"] == "not a number" and event["metadata"] == [1, 2]

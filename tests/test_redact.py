@@ -166,3 +166,12 @@ def test_a_secret_after_many_plain_events_of_the_same_shape_is_still_redacted(la
     scrubbed = redact({**plain, **late})
     assert SECRET not in repr(scrubbed)
     assert REDACTED in repr(scrubbed)
+
+
+def test_a_configured_key_that_names_a_data_juicer_field_is_redacted(job_dir):
+    with ObservabilityHook(
+        {**QUIET, "redact_keys": ["message"]}, work_dir=job_dir, job_id="j"
+    ) as hook:
+        hook.emit("job_start", message=SECRET)
+        hook.emit("job_start", message=SECRET)
+    assert all(event["message"] == REDACTED for event in read_events(job_dir))
