@@ -79,8 +79,10 @@ class _Adapter:
                         work_dir=str(event_logger.jsonl_dir),
                         pipeline=getattr(event_logger, "dj_observe_pipeline", None),
                     )
-                # Data-Juicer writes its own log.
-                self.hook = ObservabilityHook(dataclasses.replace(config, event_log=False))
+                # Data-Juicer writes its own log; the sinks run in this process.
+                self.hook = ObservabilityHook(
+                    dataclasses.replace(config, event_log=False, sidecar=False)
+                )
                 atexit.register(self.hook.close)
             return self.hook
 
