@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from dj_observe.eventlog import is_event_log_name
 from dj_observe.redact import DEFAULT_SECRET_KEYS
 
 __all__ = ["ConfigError", "MetricsConfig", "ObservabilityConfig", "TracingConfig"]
@@ -170,6 +171,11 @@ class ObservabilityConfig:
             raise ConfigError(
                 "observability.sidecar: the sidecar follows the event log; "
                 "it needs event_log: true and a work_dir"
+            )
+        if self.sidecar and self.log_path is not None and not is_event_log_name(self.log_path.name):
+            raise ConfigError(
+                "observability.sidecar: the sidecar follows events.jsonl or events_<run>.jsonl, "
+                f"not {self.log_path.name}"
             )
         port = self.metrics.port
         if port is not None and not 0 <= port <= 65535:

@@ -26,6 +26,7 @@ __all__ = [
     "ReadStats",
     "decode_block",
     "find_event_logs",
+    "is_event_log_name",
     "iter_range",
 ]
 
@@ -71,6 +72,11 @@ def _first_timestamp(path: Path) -> float:
     return float("inf")
 
 
+def is_event_log_name(name: str) -> bool:
+    """Whether a file of this name is one of a job's event logs."""
+    return name == "events.jsonl" or _RUN_FILE.match(name) is not None
+
+
 def find_event_logs(job_dir: str | os.PathLike[str]) -> list[Path]:
     """The job's event log files in write order.
 
@@ -79,11 +85,7 @@ def find_event_logs(job_dir: str | os.PathLike[str]) -> list[Path]:
     resumed job is read, oldest first.
     """
     root = Path(job_dir)
-    files = [
-        path
-        for path in root.iterdir()
-        if path.is_file() and (path.name == "events.jsonl" or _RUN_FILE.match(path.name))
-    ]
+    files = [path for path in root.iterdir() if path.is_file() and is_event_log_name(path.name)]
     return sorted(files, key=lambda path: (_first_timestamp(path), path.name))
 
 

@@ -130,6 +130,8 @@ def test_sidecar_needs_the_event_log(tmp_path):
         ObservabilityHook({"sidecar": True, "event_log": False}, work_dir=tmp_path)
     with pytest.raises(ConfigError, match="sidecar"):
         ObservabilityHook({"sidecar": True})
+    with pytest.raises(ConfigError, match=r"not my\.jsonl"):
+        ObservabilityHook({"sidecar": True, "event_log_path": str(tmp_path / "my.jsonl")})
 
 
 def test_sidecar_cannot_fill_a_registry_of_this_process(tmp_path):
