@@ -29,9 +29,6 @@ DEFAULT_SECRET_KEYS = (
 REDACTED = "***"
 _MAX_REMEMBERED_KEYS = 4096
 _SCALARS = frozenset({str, int, float, bool, type(None)})
-_SCALARS_OR_DICT = _SCALARS | {dict}
-_USUAL_NESTED = ("metadata", "op_args", "partition_meta", "config")
-"""Event fields that hold a dict; only these are looked into without a full walk."""
 
 
 class Redactor:
@@ -73,24 +70,7 @@ class Redactor:
         return self._safe.issuperset(value) and _SCALARS.issuperset(map(type, value.values()))
 
     def __call__(self, fields: dict[str, Any]) -> dict[str, Any]:
-        if self.pattern is None or self._plain(fields):
-            return fields
-        return self._scrub(fields)
-
-    def _plain(self, fields: dict[str, Any]) -> bool:
-        """Whether ``fields`` surely holds no secret, checked mostly in C: every key is a
-        known safe one, and the only nested values are flat dicts of scalars with safe
-        keys under the usual names (``metadata``, ...)."""
-        safe = self._safe
-        if type(fields) is not dict or not safe.issuperset(fields):
-            return False
-        kinds = list(map(type, fields.values()))
-        if _SCALARS.issuperset(kinds):
-            return True
-        nested = [fields[name] for name in _USUAL_NESTED if type(fields.get(name)) is dict]
-        if len(nested) != kinds.count(dict) or not _SCALARS_OR_DICT.issuperset(kinds):
-            return False
-        return all(map(self._flat_and_safe, nested))
+        return self._scrub(fields) if self.pattern is not None else fields
 
     def _scrub(self, value: Any) -> Any:
         """``value`` with secrets replaced; the very same object when it holds none."""
