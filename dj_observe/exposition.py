@@ -7,6 +7,8 @@ push that fails (Pushgateway down or hanging) is counted and logged by
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -15,7 +17,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app, push_to_gateway
 
 from dj_observe.dispatch import Change, HookStats, JobFeed
 
-__all__ = ["MetricsEndpoint", "PushgatewaySink"]
+__all__ = ["MetricsEndpoint", "PushgatewaySink", "wait_interruptibly"]
 
 PUSH_TIMEOUT = 5.0
 """Seconds one push may take before it is abandoned."""
@@ -28,6 +30,28 @@ class _Server(ThreadingMixIn, WSGIServer):
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         """Scrapes are not worth a line on stderr each."""
+
+
+def wait_interruptibly(seconds: float) -> bool:
+    """Wait ``seconds``; SIGTERM or SIGINT (Ctrl-C) ends the wait early and quietly.
+
+    For the main thread at the end of a process (an ``atexit`` handler): the
+    process's own handlers, which may raise (``KeyboardInterrupt``, Ray's
+    ``SystemExit``) or abort, are replaced for the wait and put back after it.
+    Returns whether a signal ended the wait.
+    """
+    stop = threading.Event()
+    previous: dict[int, object] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(OSError, ValueError):  # not settable here
+                previous[signum] = signal.signal(signum, lambda *_: stop.set())
+    try:
+        return stop.wait(seconds)
+    finally:
+        for signum, handler in previous.items():
+            # A handler installed outside Python (None) cannot be put back: the default.
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # type: ignore[arg-type]
 
 
 class MetricsEndpoint:

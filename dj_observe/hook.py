@@ -14,8 +14,10 @@ minute at most, and the job goes on.  Thread-safe; a context manager.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import sys
 import threading
 import time
 import uuid
@@ -28,7 +30,7 @@ from prometheus_client import CollectorRegistry
 from dj_observe.config import ConfigError, ObservabilityConfig
 from dj_observe.dispatch import Dispatcher, HookStats, JobFeed, QueuedDelivery, Sink
 from dj_observe.events import FIELD_ORDER, Event, EventType, event_from_dict
-from dj_observe.exposition import MetricsEndpoint, PushgatewaySink
+from dj_observe.exposition import MetricsEndpoint, PushgatewaySink, wait_interruptibly
 from dj_observe.redact import Redactor
 from dj_observe.sidecar import Sidecar
 from dj_observe.sinks.eventlog import EventLogWriter
@@ -142,6 +144,21 @@ class ObservabilityHook:
         if self.sidecar is not None:
             return self.sidecar.metrics_url
         return self.endpoint.url if self.endpoint is not None else None
+
+    def destinations(self) -> list[str]:
+        """Where this hook's metrics and spans go, for a person: ``["/metrics at URL", ...]``."""
+        found = []
+        if self.metrics_url is not None:
+            found.append(f"/metrics at {self.metrics_url}")
+        if self.pusher is not None:
+            found.append(f"pushes to {_without_credentials(self.pusher.url)}")
+        tracing = self.config.tracing
+        if tracing.enabled:
+            if "file" in tracing.exporter and self.config.traces_path is not None:
+                found.append(f"traces to {self.config.traces_path}")
+            if "otlp" in tracing.exporter and tracing.endpoint:
+                found.append(f"traces over OTLP to {_without_credentials(tracing.endpoint)}")
+        return found
 
     def feed(self, job_id: str | None = None) -> JobFeed:
         """The fold of a job this hook has seen (the hook's own job by default).
@@ -404,8 +421,10 @@ class ObservabilityHook:
         if self.sidecar is not None:
             self.sidecar.close(CLOSE_TIMEOUT)
         if self.endpoint is not None:
-            if self.config.metrics.linger > 0:
-                time.sleep(self.config.metrics.linger)  # let a scraper see the final values
+            linger = self.config.metrics.linger
+            if linger > 0:  # let a scraper see the final values
+                announce(f"keeping {self.endpoint.url} up {linger:g} s (Ctrl-C ends it)")
+                wait_interruptibly(linger)
             self.endpoint.close()
 
     def __enter__(self) -> ObservabilityHook:
@@ -420,6 +439,18 @@ def _in_field_order(record: dict[str, Any]) -> dict[str, Any]:
     ordered = {key: record[key] for key in FIELD_ORDER if key in record}
     ordered.update(record)
     return {key: value for key, value in ordered.items() if value is not None}
+
+
+def announce(message: str) -> None:
+    """One line for the person running the job, on stderr; never raises."""
+    with contextlib.suppress(OSError, ValueError):  # stderr closed or gone
+        print(f"dj-observe: {message}", file=sys.stderr, flush=True)
+
+
+def _without_credentials(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}" if sep else url
 
 
 _pid = os.getpid()

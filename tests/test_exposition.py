@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
+import sys
 import urllib.request
 
 import pytest
 from support import OPENMETRICS, T0, drive_job, finishes_within, free_port, scrape, wait_until
 
+from dj_observe.exposition import wait_interruptibly
 from dj_observe.hook import ObservabilityHook
 from dj_observe.state import Status
 
@@ -174,3 +179,49 @@ def test_pushgateway_down_never_stops_the_job(job_dir, background):
     assert hook.stats.sink_errors["pushgateway"] > 0
     assert hook.feed().job_status == Status.COMPLETED
     assert len((job_dir / "events.jsonl").read_bytes().splitlines()) == 26
+
+
+# -- the linger after the job ----------------------------------------------------------------------
+
+LINGERING_JOB = """
+import atexit, signal, sys
+from dj_observe.hook import ObservabilityHook
+
+def like_ray(signum, frame):  # Ray's driver turns SIGTERM into SystemExit
+    sys.exit(signum)
+
+signal.signal(signal.SIGTERM, like_ray)
+hook = ObservabilityHook({"tracing": {"enabled": False}, "event_log": False,
+                          "metrics": {"port": 0, "linger": 60}}, job_id="job1")
+hook.job_start()
+atexit.register(hook.close)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_linger_ends_it_quietly(signum):
+    """The endpoint is announced, then a signal ends the wait: exit 0, no traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", LINGERING_JOB],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        announced = process.stderr.readline()
+        assert re.fullmatch(
+            r"dj-observe: keeping http://127\.0\.0\.1:\d+/metrics up 60 s \(Ctrl-C ends it\)\n",
+            announced,
+        ), announced
+        scrape(announced.split()[2], timeout=5)  # still serving while it lingers
+        process.send_signal(signum)
+        rest = process.communicate(timeout=10)[1]
+    finally:
+        process.kill()
+    assert process.returncode == 0, rest
+    assert "Traceback" not in rest, rest
+
+
+def test_wait_interruptibly_puts_the_handlers_back():
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    assert wait_interruptibly(0.01) is False
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from dj_observe.config import ObservabilityConfig
-from dj_observe.hook import ObservabilityHook
+from dj_observe.hook import ObservabilityHook, announce
 
 __all__ = [
     "AUTOLOAD_DIR",
@@ -77,6 +77,7 @@ class _Adapter:
                     config = ObservabilityConfig.from_dict(
                         config,
                         work_dir=str(event_logger.jsonl_dir),
+                        job_id=getattr(event_logger, "job_id", None),
                         pipeline=getattr(event_logger, "dj_observe_pipeline", None),
                     )
                 # Data-Juicer writes its own log; the sinks run in this process.
@@ -84,6 +85,8 @@ class _Adapter:
                     dataclasses.replace(config, event_log=False, sidecar=False)
                 )
                 atexit.register(self.hook.close)
+                where = "; ".join(self.hook.destinations()) or "no metrics or traces configured"
+                announce(f"observing Data-Juicer job {self.hook.job_id or '(no id)'}: {where}")
             return self.hook
 
     def forward(self, event_logger: Any, event: Any) -> None:
