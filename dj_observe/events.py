@@ -125,6 +125,9 @@ class Event(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     error_type: str | None = None
     process_id: Int64 | None = None
     thread_id: Int64 | None = None
+    measured: str | None = None
+    """Set on op events that dj-observe measured where the op ran (``"driver"`` or
+    ``"workers"``): they take precedence over the executor's own op events for that run."""
     extra: dict[str, Any] | None = None
 
 
@@ -160,6 +163,7 @@ class FoldEvent(msgspec.Struct, kw_only=True, gc=False):
     output_rows: Int64 | None = None
     sample_count: Int64 | None = None
     process_id: Int64 | None = None
+    measured: str | None = None
     message: msgspec.Raw = msgspec.Raw()
     metadata: msgspec.Raw = msgspec.Raw()
     config: msgspec.Raw = msgspec.Raw()
@@ -195,6 +199,7 @@ class _OpFields(_Tagged, kw_only=True, gc=False):
     error_message: str | None = None
     input_rows: Int64 | None = None
     output_rows: Int64 | None = None
+    measured: str | None = None
     message: msgspec.Raw = msgspec.Raw()
     metadata: OpMetrics | None = None
     op_args: msgspec.Raw = msgspec.Raw()
@@ -275,6 +280,7 @@ _STR_FIELDS = frozenset(
         "checkpoint_path",
         "output_path",
         "error_type",
+        "measured",
     }
 )
 _DICT_FIELDS = frozenset({"op_args", "partition_meta", "config", "metadata"})

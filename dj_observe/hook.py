@@ -178,6 +178,21 @@ class ObservabilityHook:
         Returns the normalised event, or ``None`` if it had no event type (counted
         as dropped).  Never raises because of a sink.
         """
+        return self._record(event, fields, write=True)
+
+    def observe(self, event: Mapping[str, Any]) -> Event | None:
+        """An event another writer already logged (Data-Juicer's own event logger):
+        folded and sent to the sinks like :meth:`emit`'s, but not written to this
+        hook's event log."""
+        return self._record(event, {}, write=False)
+
+    def _record(
+        self,
+        event: str | EventType | Event | Mapping[str, Any],
+        fields: dict[str, Any],
+        *,
+        write: bool,
+    ) -> Event | None:
         if type(event) is dict:
             data = {**event, **fields}
         elif isinstance(event, Event):
@@ -195,7 +210,7 @@ class ObservabilityHook:
             return None
         job = normalised.job_id or self.job_id or ""
         with self._emit_lock:  # the log and the sinks see events in the same order
-            if self.event_log is not None:
+            if write and self.event_log is not None:
                 try:
                     self.event_log.write(line, normalised.event_type)
                 except Exception as exc:

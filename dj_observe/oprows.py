@@ -137,7 +137,8 @@ def _timed_as_group(
         rows = range(first, stop)
         found.difference_update(rows)
         found.update(row for row in rows if state.op_timed_as_group(slots[row]))
-    return found
+    measured = ops.measured
+    return {row for row in found if not measured[slots[row]]}
 
 
 def _partitions_sharing_a_position(

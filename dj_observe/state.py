@@ -121,6 +121,7 @@ class OpTable:
         "index",
         "index_source",
         "input_rows",
+        "measured",
         "name",
         "output_rows",
         "partition",
@@ -143,6 +144,7 @@ class OpTable:
         self.input_rows = array("q")
         self.output_rows = array("q")
         self.attempts = array("q")
+        self.measured = bytearray()  # 1: the run's numbers were measured where the op ran
         self.errors: dict[int, str] = {}
         self._names: dict[str, str] = {}  # one object per op name: less memory, pickled once
 
@@ -163,6 +165,7 @@ class OpTable:
         self.input_rows.extend(unset_int)
         self.output_rows.extend(unset_int)
         self.attempts.extend(array("q", [0]) * block)
+        self.measured.extend(bytes(block))
 
     def add(self, partition_id: int, name: str) -> int:
         """Append an empty run and return its slot."""
@@ -186,6 +189,7 @@ class OpTable:
             self.input_rows,
             self.output_rows,
             self.attempts,
+            self.measured,
         )
 
     def trim(self) -> None:
@@ -209,6 +213,15 @@ class OpTable:
             if slot in renumbered:
                 self.errors[renumbered[slot]] = error
         return renumbered
+
+    def forget_run(self, slot: int) -> None:
+        """Clear what op events set on a run (not its checkpoint or position)."""
+        self.status[slot] = Status.NOT_STARTED
+        for column in (self.start_time, self.end_time, self.duration):
+            column[slot] = NAN
+        self.input_rows[slot] = self.output_rows[slot] = -1
+        self.attempts[slot] = 0
+        self.errors.pop(slot, None)
 
     def slots_with(self, status: Status) -> list[int]:
         """Slots whose status code is ``status`` (found in C: cheap when there are few)."""
@@ -624,8 +637,23 @@ class JobState:
                 ops.index[slot] = idx
                 ops.index_source[slot] = strength + 1
 
-    def _op_start(self, event: AnyEvent, ts: float | None) -> None:
+    def _measured_slot(self, event: AnyEvent, ts: float | None) -> int | None:
+        """The event's op run, unless the event adds nothing to it: a run that has
+        measured events ignores the executor's own op events, and its first measured
+        event replaces what those had set."""
         slot = self._op_slot(event, ts)
+        if slot is None:
+            return None
+        ops = self.ops
+        if ops.measured[slot]:
+            return slot if event.measured else None
+        if event.measured:
+            ops.forget_run(slot)
+            ops.measured[slot] = 1
+        return slot
+
+    def _op_start(self, event: AnyEvent, ts: float | None) -> None:
+        slot = self._measured_slot(event, ts)
         if slot is None:
             return
         ops = self.ops
@@ -645,7 +673,7 @@ class JobState:
             ops.input_rows[slot] = rows
 
     def _op_end(self, event: AnyEvent, ts: float | None, status: int) -> int | None:
-        slot = self._op_slot(event, ts)
+        slot = self._measured_slot(event, ts)
         if slot is None:
             return None
         ops = self.ops
@@ -831,28 +859,43 @@ class JobState:
         mine.attempts += theirs.attempts
         mine.resumed = mine.resumed or theirs.resumed
         mine.last_event_time = _max(mine.last_event_time, theirs.last_event_time)
-        ops = self.ops
         for name, their_slot in theirs.ops.items():
             slot = mine.ops.get(name)
             if slot is None:
                 slot = self._new_slot(mine, name)
-            if their_ops.status[their_slot] != Status.NOT_STARTED:
-                ops.status[slot] = their_ops.status[their_slot]
-            for column in ("start_time", "end_time", "duration", "checkpoint_time"):
-                value = getattr(their_ops, column)[their_slot]
-                if _is_set(value):
-                    getattr(ops, column)[slot] = value
-            source = their_ops.index_source[their_slot]
-            if source and source >= ops.index_source[slot]:
-                ops.index[slot] = their_ops.index[their_slot]
-                ops.index_source[slot] = source
-            for column in ("input_rows", "output_rows"):
-                value = getattr(their_ops, column)[their_slot]
-                if value >= 0:
-                    getattr(ops, column)[slot] = value
-            ops.attempts[slot] += their_ops.attempts[their_slot]
-            if their_slot in their_ops.errors:
-                ops.errors[slot] = their_ops.errors[their_slot]
+            self._merge_run(slot, their_ops, their_slot)
+
+    def _merge_run(self, slot: int, their_ops: OpTable, their_slot: int) -> None:
+        """Fold ``their_slot``'s later facts into ``slot``; measured facts win (see
+        :meth:`_measured_slot`), whichever half of the log they were in."""
+        ops = self.ops
+        measured = their_ops.measured[their_slot]
+        take_op_facts = measured or not ops.measured[slot]
+        if measured and not ops.measured[slot]:
+            ops.forget_run(slot)
+            ops.measured[slot] = 1
+        checkpoint = their_ops.checkpoint_time[their_slot]
+        if _is_set(checkpoint):
+            ops.checkpoint_time[slot] = checkpoint
+        source = their_ops.index_source[their_slot]
+        if source and source >= ops.index_source[slot]:
+            ops.index[slot] = their_ops.index[their_slot]
+            ops.index_source[slot] = source
+        if not take_op_facts:
+            return
+        if their_ops.status[their_slot] != Status.NOT_STARTED:
+            ops.status[slot] = their_ops.status[their_slot]
+        for column in ("start_time", "end_time", "duration"):
+            value = getattr(their_ops, column)[their_slot]
+            if _is_set(value):
+                getattr(ops, column)[slot] = value
+        for column in ("input_rows", "output_rows"):
+            value = getattr(their_ops, column)[their_slot]
+            if value >= 0:
+                getattr(ops, column)[slot] = value
+        ops.attempts[slot] += their_ops.attempts[their_slot]
+        if their_slot in their_ops.errors:
+            ops.errors[slot] = their_ops.errors[their_slot]
 
     # -- derived answers -----------------------------------------------------------
 
@@ -916,6 +959,8 @@ class JobState:
         evenly across them: not a per-op measurement.  Ops that run one after another
         never overlap."""
         ops = self.ops
+        if ops.measured[slot]:
+            return False  # measured where it ran, on its own
         start, end = ops.start_time[slot], ops.end_time[slot]
         starts, ends = ops.start_time, ops.end_time
         overlapping = [  # in time, on the same partition (NaN, "never set", overlaps nothing)

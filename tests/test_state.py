@@ -705,3 +705,80 @@ def test_error_messages_lose_terminal_colours_and_name_the_root_cause():
     assert "\x1b" not in part.error_message
     assert part.error_message.startswith("ray::MapBatches")
     assert part.error_type == "RuntimeError"
+
+
+# -- measured op events ----------------------------------------------------------------
+
+
+def _group_timed_partition(pid: int, t: float) -> list:
+    """How Data-Juicer logs a lazy checkpoint group: every op_start first, then every
+    op_complete with the group's time split evenly and rows only at the group's ends."""
+    events = [ev("partition_start", t, partition_id=pid)]
+    for idx, name in enumerate(OPS):
+        events.append(
+            ev("op_start", t + 0.1, partition_id=pid, operation_name=name, operation_idx=idx)
+        )
+    for idx, name in enumerate(OPS):
+        events.append(
+            ev(
+                "op_complete",
+                t + 3,
+                partition_id=pid,
+                operation_name=name,
+                operation_idx=idx,
+                duration=1.0,
+                input_rows=100 if idx == 0 else None,
+                output_rows=60 if idx == len(OPS) - 1 else None,
+            )
+        )
+    events.append(ev("partition_complete", t + 3.1, partition_id=pid))
+    return events
+
+
+MEASURED_ROWS = [(100, 100), (100, 75), (75, 60)]
+
+
+def _measured(pid: int, t: float) -> list:
+    """The same runs as measured where they ran: overlapping in time (streamed)."""
+    events = []
+    for idx, (name, (rows_in, rows_out)) in enumerate(zip(OPS, MEASURED_ROWS, strict=True)):
+        fields = {"partition_id": pid, "operation_name": name, "operation_idx": idx}
+        events.append(ev("op_start", t + 0.2 + idx * 0.1, measured="workers", **fields))
+        events.append(
+            ev(
+                "op_complete",
+                t + 2.5 + idx * 0.1,
+                measured="workers",
+                duration=0.4 + idx,
+                input_rows=rows_in,
+                output_rows=rows_out,
+                **fields,
+            )
+        )
+    return events
+
+
+@pytest.mark.parametrize("measured_first", [True, False])
+def test_measured_op_events_replace_the_executors_own_in_either_order(measured_first):
+    own, measured = _group_timed_partition(0, 10.0), _measured(0, 10.0)
+    events = [job_start(partitions=1), *(measured + own if measured_first else own + measured)]
+    state = fold(events)
+    runs = list(state.op_runs(state.partitions[0]))
+    assert [(run.input_rows, run.output_rows) for run in runs] == MEASURED_ROWS
+    assert [run.duration for run in runs] == [0.4, 1.4, 2.4]  # measured, never "group-timed"
+    assert [run.status for run in runs] == [Status.COMPLETED] * 3
+    assert state.partition_status(state.partitions[0]) == Status.COMPLETED
+
+
+def test_without_measured_events_a_group_stays_group_timed():
+    state = fold([job_start(partitions=1), *_group_timed_partition(0, 10.0)])
+    assert [run.duration for run in state.op_runs(state.partitions[0])] == [None] * 3
+
+
+@pytest.mark.parametrize("cut", range(1, 15))
+def test_measured_runs_merge_like_the_whole_log(cut):
+    events = [job_start(partitions=1), *_group_timed_partition(0, 10.0), *_measured(0, 10.0)]
+    whole = fold(events)
+    first, later = fold(events[:cut]), fold(events[cut:])
+    first.merge(later)
+    assert state_view(first, counters=False) == state_view(whole, counters=False)

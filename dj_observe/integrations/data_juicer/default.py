@@ -1,0 +1,122 @@
+"""Data-Juicer's ``default`` executor: each op's run measured in the driver, as it runs.
+
+The default executor runs its ops one after another on a Hugging Face dataset
+(``NestedDataset.process``); the whole job is one partition.  Each op's ``run`` is
+timed and its rows counted around the call: ``op_start`` (rows in) when it begins,
+``op_complete`` with its duration and rows out when it returns, ``op_failed`` with
+the stack trace when it raises.  A fused op (``op_fusion``) is one run, under its
+fused name.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from dj_observe.integrations.data_juicer.adapter import Adapter
+from dj_observe.integrations.data_juicer.patching import wrap
+from dj_observe.integrations.data_juicer.single_partition import (
+    PARTITION,
+    SinglePartitionWatch,
+)
+
+__all__ = ["DefaultWatch", "watch"]
+
+_OP_CLASSES = ("OP", "Mapper", "Filter", "Deduplicator", "Selector", "Grouper", "Aggregator")
+_active = threading.local()  # .runs: the ops of the NestedDataset.process call in progress
+_current: DefaultWatch | None = None
+
+
+class DefaultWatch(SinglePartitionWatch):
+    """Measures the op runs of one default executor's job."""
+
+    def measure(
+        self, op: Any, idx: int, run: Callable[..., Any], args: tuple[Any, ...], kwargs: Any
+    ) -> Any:
+        """Call ``run`` (the op's own), with its ``op_start`` before and its end after."""
+        name = getattr(op, "_name", None) or type(op).__name__
+        fields = {"partition_id": PARTITION, "operation_name": name, "operation_idx": idx}
+        rows_in = _rows(args[0] if args else kwargs.get("dataset"))
+        started = time.time()
+        self._safely(self.emit, "op_start", timestamp=started, input_rows=rows_in, **fields)
+        cpu = time.process_time()
+        try:
+            result = run(*args, **kwargs)
+        except BaseException as exc:
+            self._safely(
+                self.emit,
+                "op_failed",
+                status="failed",
+                duration=time.time() - started,
+                input_rows=rows_in,
+                error_message=f"{type(exc).__name__}: {exc}",
+                error_type=type(exc).__name__,
+                stack_trace=traceback.format_exc(),
+                **fields,
+            )
+            raise
+        self._safely(
+            self.emit,
+            "op_complete",
+            status="success",
+            duration=time.time() - started,
+            input_rows=rows_in,
+            output_rows=_rows(result),
+            metadata={"cpu_seconds": round(time.process_time() - cpu, 6)},
+            **fields,
+        )
+        return result
+
+    def _safely(self, call: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        try:
+            call(*args, **kwargs)
+        except Exception as exc:
+            self.adapter.failed(exc)
+
+
+def watch(executor: Any, event_logger: Any, adapter: Adapter) -> DefaultWatch:
+    """Measure ``executor``'s op runs from now on."""
+    global _current
+    from data_juicer.core.data import dj_dataset
+    from data_juicer.ops import base_op
+
+    wrap(dj_dataset.NestedDataset, "process", _wrap_process)
+    for name in _OP_CLASSES:
+        wrap(getattr(base_op, name), "run", _wrap_run)
+    _current = DefaultWatch(event_logger, adapter)
+    return _current
+
+
+def _wrap_process(original: Callable[..., Any]) -> Callable[..., Any]:
+    def process(self: Any, operators: Any, *args: Any, **kwargs: Any) -> Any:
+        ops = operators if isinstance(operators, list) else [operators]
+        outer = getattr(_active, "runs", None)
+        _active.runs = {id(op): idx for idx, op in enumerate(ops or [])}
+        try:
+            return original(self, operators, *args, **kwargs)
+        finally:
+            _active.runs = outer
+
+    return process
+
+
+def _wrap_run(original: Callable[..., Any]) -> Callable[..., Any]:
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        runs = getattr(_active, "runs", None)
+        watch = _current
+        if watch is None or not runs or id(self) not in runs:
+            return original(self, *args, **kwargs)
+        idx = runs.pop(id(self))  # an op that calls its base class's run is measured once
+        return watch.measure(self, idx, lambda *a, **k: original(self, *a, **k), args, kwargs)
+
+    return run
+
+
+def _rows(dataset: Any) -> int | None:
+    try:
+        return len(dataset)
+    except Exception:
+        return None
