@@ -81,6 +81,14 @@ class EventType(str, enum.Enum):
     PROCESSING_START = "processing_start"
     PROCESSING_COMPLETE = "processing_complete"
     PROCESSING_ERROR = "processing_error"
+    JOB_INFO = "job_info"
+    """dj-observe's: what the executor's configuration says of the job (``metadata``:
+    ``pipeline``, ``executor_type``, ``checkpoint_strategy``, ``operations``)."""
+    PHASE_START = "phase_start"
+    """dj-observe's: a phase of the job outside its ops began (``metadata.phase``: e.g.
+    ``dataset_load``, ``partitioning``, ``export``, ``checkpoint_write``)."""
+    PHASE_COMPLETE = "phase_complete"
+    """dj-observe's: that phase ended (``status: "failed"`` if it raised)."""
 
     def __str__(self) -> str:
         return self.value

@@ -285,6 +285,28 @@ class PartitionState:
     ops: dict[str, int] = field(default_factory=dict)
 
 
+MAX_PHASES = 10_000
+"""Phases kept per job (checkpoint writes are one per partition and group); later ones
+are counted in :attr:`JobState.phases_dropped`."""
+
+
+@dataclass(slots=True)
+class PhaseRun:
+    """One phase of the job outside its ops: a dataset load, partitioning, an export, a
+    checkpoint write (``partition_id`` set when it belongs to a partition)."""
+
+    name: str
+    partition_id: int | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    failed: bool = False
+    error_message: str | None = None
+
+    @property
+    def key(self) -> tuple[str, int | None]:
+        return self.name, self.partition_id
+
+
 _PARTITION_FIELDS = tuple(item.name for item in dataclasses.fields(PartitionState))[:-1]
 """Every field but the last, ``ops`` (so positional construction leaves it to its default)."""
 assert dataclasses.fields(PartitionState)[-1].name == "ops"
@@ -322,6 +344,8 @@ class JobState:
         self.event_counts: dict[str, int] = {}
         self.partitions: dict[int, PartitionState] = {}
         self.ops = OpTable()
+        self.phases: list[PhaseRun] = []
+        self.phases_dropped = 0
         self._positions: dict[str, tuple[int, int]] = {}
         self._placed: set[str] = set()  # names a plan or a DAG node id placed for good
         self._op_names_seen: set[str] = set()
@@ -346,6 +370,9 @@ class JobState:
             EventType.OP_FAILED: self._op_failed,
             EventType.CHECKPOINT_SAVE: self._checkpoint_save,
             EventType.CHECKPOINT_LOAD: self._checkpoint_load,
+            EventType.JOB_INFO: self._job_info,
+            EventType.PHASE_START: self._phase_start,
+            EventType.PHASE_COMPLETE: self._phase_complete,
         }
         # Keyed by the plain string: events carry ``str`` types, unknown ones included.
         self._handlers = {kind.value: handler for kind, handler in handlers.items()}
@@ -483,6 +510,47 @@ class JobState:
         operations = meta.get("operations")
         if isinstance(operations, list) and all(isinstance(op, str) for op in operations):
             self.set_plan(operations)
+
+    def _job_info(self, event: AnyEvent, ts: float | None) -> None:
+        meta = nested(event.metadata)
+        self.pipeline = _str(meta.get("pipeline")) or self.pipeline
+        self.executor_type = _str(meta.get("executor_type")) or self.executor_type
+        self.checkpoint_strategy = _str(meta.get("checkpoint_strategy")) or self.checkpoint_strategy
+        operations = meta.get("operations")
+        if isinstance(operations, list) and all(isinstance(op, str) for op in operations):
+            self.set_plan(operations)
+
+    def _phase_start(self, event: AnyEvent, ts: float | None) -> None:
+        name = _str(nested(event.metadata).get("phase"))
+        if not name:
+            return
+        if len(self.phases) >= MAX_PHASES:
+            self.phases_dropped += 1
+            return
+        self.phases.append(PhaseRun(name[:128], event.partition_id, start_time=ts))
+
+    def _phase_complete(self, event: AnyEvent, ts: float | None) -> None:
+        name = _str(nested(event.metadata).get("phase"))
+        if not name:
+            return
+        phase = self._open_phase((name[:128], event.partition_id))
+        if phase is None:  # its start is in an earlier piece of the log, or was dropped
+            if len(self.phases) >= MAX_PHASES:
+                self.phases_dropped += 1
+                return
+            phase = PhaseRun(name[:128], event.partition_id)
+            self.phases.append(phase)
+        phase.end_time = ts
+        if event.status == "failed":
+            phase.failed = True
+            phase.error_message = _clean_error(event.error_message or text(event.message))
+
+    def _open_phase(self, key: tuple[str, int | None]) -> PhaseRun | None:
+        """The latest phase of ``key`` that has not ended."""
+        for phase in reversed(self.phases):
+            if phase.key == key and phase.end_time is None and phase.start_time is not None:
+                return phase
+        return None
 
     def _job_running(self) -> None:
         """A (new) run began: the job is in progress and a previous run's ending is gone."""
@@ -814,6 +882,7 @@ class JobState:
         for name, (strength, idx) in later._positions.items():
             self._set_position(name, idx, strength)
         self._op_names_seen |= later._op_names_seen
+        self._merge_phases(later)
         shared = [pid for pid in later.partitions if pid in self.partitions]
         adopted_checkpoints = later._checkpointed
         for pid in shared:
@@ -827,6 +896,28 @@ class JobState:
         self._most_ops = max(
             [self._most_ops, later._most_ops] + [len(self.partitions[pid].ops) for pid in shared]
         )
+
+    def _merge_phases(self, later: JobState) -> None:
+        self.phases_dropped += later.phases_dropped
+        for phase in later.phases:
+            if phase.start_time is None:  # ended in ``later``, began in this piece
+                mine = self._open_phase(phase.key)
+                if mine is not None:
+                    mine.end_time, mine.failed = phase.end_time, phase.failed
+                    mine.error_message = phase.error_message
+                    continue
+            if len(self.phases) < MAX_PHASES:
+                self.phases.append(phase)
+            else:
+                self.phases_dropped += 1
+
+    def phase_ended_by(self, event: AnyEvent) -> PhaseRun | None:
+        """The phase a ``phase_complete`` event just ended (for the sinks)."""
+        name = _str(nested(event.metadata).get("phase"))
+        for phase in reversed(self.phases):
+            if phase.key == ((name or "")[:128], event.partition_id) and phase.end_time is not None:
+                return phase
+        return None
 
     def _adopt(self, later: JobState, pids: list[int]) -> None:
         """Take over ``later``'s partitions that this state never saw, op runs and all."""
@@ -992,9 +1083,13 @@ class JobState:
     def op_error(self, slot: int) -> str | None:
         """Why a failed op run failed (see :meth:`op_status`)."""
         error = self.ops.errors.get(slot)
-        if error is None and self.ops.status[slot] == Status.IN_PROGRESS:
+        code = self.ops.status[slot]
+        if code in (Status.IN_PROGRESS, Status.FAILED):
             part = self.partitions[self.ops.partition[slot]]
-            error = SKIPPED_BY_RESUME if part.status == Status.COMPLETED else part.error_message
+            if part.status == Status.COMPLETED:  # it ran, or failed, in a run before the resume
+                return SKIPPED_BY_RESUME if error is None else f"{SKIPPED_BY_RESUME}; {error}"
+            if error is None and code == Status.IN_PROGRESS:
+                error = part.error_message
         return error
 
     def skipped_ops(self, part: PartitionState) -> list[str]:

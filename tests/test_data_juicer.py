@@ -9,13 +9,11 @@ the spans received, the snapshot, ``watch`` and the report (in Chromium).
 
 from __future__ import annotations
 
-import dataclasses
+import itertools
 import json
 import re
-import signal
 import subprocess
 import sys
-import time
 from io import StringIO
 from pathlib import Path
 
@@ -27,105 +25,27 @@ from data_juicer_job import (
     OPS,
     PARTITIONS,
     ROWS,
-    RUN_TIMEOUT,
+    Observed,
+    any_sample,
     dj_command,
-    dj_environment,
-    run,
+    job_status,
+    observe,
     write_config,
 )
 from support import (
-    OtlpReceiver,
-    SpanView,
     chromium,
-    free_port,
     page_errors,
     partition_groups,
     promtool_check_metrics,
     run_chromium,
     sample,
     samples,
-    scrape,
-    snapshot_doc,
 )
 
 from dj_observe.cli import main
 from dj_observe.integrations import data_juicer as adapter
 
 pytest.importorskip("data_juicer", reason="pip install 'dj-observe[data-juicer]'")
-
-GROUP_TIMED = OPS[:4]  # every_n_ops with n=2: [0, 1] and [2, 3] run as groups; op 4 alone
-
-
-@dataclasses.dataclass
-class Observed:
-    """One Data-Juicer run as the tests saw it."""
-
-    job_dir: Path
-    returncode: int
-    metrics: str
-    spans: list[SpanView]
-    snapshot: dict
-    log: str
-
-
-def _observe(root: Path, config: Path, job_id: str, done, *, resume=False, **env: str):
-    """Run ``dj-process`` instrumented; scrape until ``done(samples)``; collect the spans."""
-    port = free_port()
-    log = root / f"{job_id}{'-resume' if resume else ''}.log"
-    with OtlpReceiver() as receiver:
-        environment = dj_environment(
-            root,
-            DJ_OBSERVE_METRICS_PORT=str(port),
-            DJ_OBSERVE_METRICS_LINGER="60",  # the endpoint outlives the job until we scraped
-            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
-            **env,
-        )
-        process = run(dj_command(config, job_id, resume=resume), environment, log)
-        deadline = time.monotonic() + RUN_TIMEOUT
-        text = ""
-        try:
-            while time.monotonic() < deadline:
-                ended = process.poll() is not None
-                try:
-                    text = scrape(f"http://127.0.0.1:{port}/metrics", timeout=2)
-                except OSError:
-                    if ended:
-                        break  # gone: the last scrape is what we have
-                    time.sleep(0.3)
-                    continue
-                if done(samples(text)) and (ended or _spans_flushed(receiver)):
-                    break
-                time.sleep(0.3)
-            spans = receiver.spans
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)  # it is lingering for scrapers
-            returncode = process.wait(30)
-    output = log.read_text(errors="replace")
-    assert text, f"no /metrics scraped; dj-process said:\n{output[-3000:]}"
-    job_dir = root / "outputs" / job_id
-    return Observed(job_dir, returncode, text, spans, snapshot_doc(job_dir), output)
-
-
-def _spans_flushed(receiver: OtlpReceiver) -> bool:
-    """The job span arrives last: the hook is closing and lingering."""
-    return any(span.name.startswith("job ") for span in receiver.spans)
-
-
-def _any(found, name: str, **labels: str) -> float | None:
-    """The first sample of ``name`` whose labels include ``labels``."""
-    wanted = set(labels.items())
-    for (sample_name, sample_labels), value in found.items():
-        if sample_name == name and wanted <= set(sample_labels):
-            return value
-    return None
-
-
-def _status(found, job_id: str) -> str | None:
-    for state in ("completed", "failed", "running", "pending"):
-        if _any(found, "dj_job_status", job_id=job_id, state=state) == 1:
-            return state
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -134,16 +54,16 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Observed]:
     grouped = write_config(root, "grouped", "every_n_ops", n_ops=2)
     every_op = write_config(root, "every-op", "every_op")
     seen = {
-        "grouped": _observe(
-            root, grouped, "grouped1", lambda found: _status(found, "grouped1") == "completed"
+        "grouped": observe(
+            root, grouped, "grouped1", lambda found: job_status(found, "grouped1") == "completed"
         ),
-        "failed": _observe(
+        "failed": observe(
             root,
             every_op,
             "failing1",
             lambda found: (
-                _any(found, "dj_partitions", job_id="failing1", state="failed") == 1
-                and _any(found, "dj_partitions", job_id="failing1", state="running") == 0
+                any_sample(found, "dj_partitions", job_id="failing1", state="failed") == 1
+                and any_sample(found, "dj_partitions", job_id="failing1", state="running") == 0
             ),
             DJX_FAIL_IDS=str(FAIL_ROW),
         ),
@@ -153,11 +73,11 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Observed]:
     checkpoints = root / "outputs" / "failing1" / "checkpoints"
     half_written = f"checkpoint_op_{FAIL_OP_INDEX + 1:04d}_partition_{FAIL_PARTITION:04d}.parquet"
     (checkpoints / half_written).mkdir()
-    seen["resumed"] = _observe(
+    seen["resumed"] = observe(
         root,
         every_op,
         "failing1",
-        lambda found: _status(found, "failing1") == "completed",
+        lambda found: job_status(found, "failing1") == "completed",
         resume=True,
     )
     return seen
@@ -188,10 +108,13 @@ def test_metrics_of_a_real_job(jobs):
     assert sample(found, "dj_op_rows_out_total", op=OPS[-1], **labels) == _output_rows(job.job_dir)
     for op in OPS:
         assert sample(found, "dj_ops_completed_total", op=op, **labels) == PARTITIONS
-    # Ops run as a checkpoint group have no per-op duration: none is observed.
-    for op in GROUP_TIMED:
-        assert sample(found, "dj_op_duration_seconds_count", op=op, **labels) in (None, 0)
-    assert sample(found, "dj_op_duration_seconds_count", op=OPS[-1], **labels) == PARTITIONS
+    # Ops run in checkpoint groups are measured in the workers: each has its own numbers.
+    for op, after in itertools.pairwise(OPS):
+        rows_out = sample(found, "dj_op_rows_out_total", op=op, **labels)
+        assert rows_out == sample(found, "dj_op_rows_in_total", op=after, **labels)
+    for op in OPS:
+        assert sample(found, "dj_op_duration_seconds_count", op=op, **labels) == PARTITIONS
+        assert sample(found, "dj_ops_running", op=op, **labels) == 0
     assert sample(found, "dj_events_total", event_type="job_start", **labels) == 2
     assert sample(found, "dj_observe_sink_errors_total", sink="data_juicer_adapter") in (None, 0)
     lint = promtool_check_metrics(job.metrics)
@@ -224,7 +147,7 @@ def test_spans_of_a_real_job(jobs):
     assert all(span.status_code != 2 for span in spans)  # no ERROR
     assert {span.attributes["dj.op.name"] for span in ops} == set(OPS)
     grouped = {span.attributes["dj.op.name"] for span in ops if "dj.op.timing" in span.attributes}
-    assert grouped == set(GROUP_TIMED)
+    assert grouped == set()  # measured: no span stands for its checkpoint group
 
 
 def test_snapshot_of_a_real_job(jobs):
@@ -234,7 +157,7 @@ def test_snapshot_of_a_real_job(jobs):
     summary = doc["progress_summary"]
     assert summary["total_partitions"] == summary["completed_partitions"] == PARTITIONS
     assert summary["total_operations"] == summary["completed_operations"] == PARTITIONS * len(OPS)
-    assert doc["metadata"]["group_timed_operations"] == PARTITIONS * len(GROUP_TIMED)
+    assert doc["metadata"]["group_timed_operations"] == 0
     assert doc["metadata"]["skipped_operations"] == {}
     for pid in range(PARTITIONS):
         entry = doc["partition_progress"][str(pid)]
@@ -242,7 +165,10 @@ def test_snapshot_of_a_real_job(jobs):
         for idx, op in enumerate(OPS):
             run_ = doc["operation_progress"][f"p{pid}_op{idx}_{op}"]
             assert run_["status"] == "completed"
-            assert (run_["duration"] is None) == (op in GROUP_TIMED)
+            assert run_["duration"] > 0
+            if idx:
+                before = doc["operation_progress"][f"p{pid}_op{idx - 1}_{OPS[idx - 1]}"]
+                assert run_["input_rows"] == before["output_rows"]
     kept = sum(
         doc["operation_progress"][f"p{pid}_op4_{OPS[4]}"]["output_rows"]
         for pid in range(PARTITIONS)
@@ -302,7 +228,8 @@ def test_resume_from_a_half_written_checkpoint_shows_the_op_that_never_ran(jobs)
     assert "Failed to load checkpoint" in job.log  # Data-Juicer's warning, no event
     doc = job.snapshot
     assert doc["overall_status"] == "completed"
-    assert len(doc["metadata"]["event_log_files"]) == 2
+    logs = [Path(name).name for name in doc["metadata"]["event_log_files"]]
+    assert len(logs) == 4 and sum(name.endswith(".measured.jsonl") for name in logs) == 2
     assert doc["metadata"]["resumed_runs"] == 1
     skipped = OPS[FAIL_OP_INDEX]
     assert doc["metadata"]["skipped_operations"] == {str(FAIL_PARTITION): [skipped]}
@@ -340,7 +267,7 @@ def test_report_of_a_real_job_in_chromium(jobs, tmp_path):
     assert f"partition {FAIL_PARTITION}: {OPS[FAIL_OP_INDEX]}" in dom.stdout  # skipped on resume
     grouped = tmp_path / "grouped.html"
     assert main(["report", str(jobs["grouped"].job_dir), "-o", str(grouped)]) == 0
-    assert f"{PARTITIONS * len(GROUP_TIMED)} op runs timed only" in grouped.read_text()
+    assert "op runs timed only" not in grouped.read_text()
 
 
 # -- the adapter in-process ------------------------------------------------------------
@@ -378,7 +305,7 @@ def test_a_forwarding_error_never_reaches_data_juicer(tmp_path):
     try:
         logger = EventLogger(str(tmp_path / "logs"), job_id="j1", work_dir=str(tmp_path))
         hook = adapter._adapter.hook_for(logger)
-        hook.emit = _raise  # type: ignore[method-assign]
+        hook.observe = _raise  # type: ignore[method-assign]
         logger.log_event(Event(event_type=EventType.JOB_START, timestamp=1.0, message="go"))
         assert json.loads(logger.jsonl_file.read_text())["event_type"] == "job_start"
         assert hook.stats.sink_errors.get("data_juicer_adapter") == 1

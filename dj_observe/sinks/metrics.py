@@ -154,6 +154,9 @@ class MetricsSink:
         self.ops_failed = Counter(
             "dj_ops_failed", "Op runs that failed.", [*_JOB, "op"], registry=reg
         )
+        self.ops_running = Gauge(
+            "dj_ops_running", "Op runs in progress.", [*_JOB, "op"], registry=reg
+        )
         self.checkpoints = Counter("dj_checkpoints_saved", "Checkpoints saved.", _JOB, registry=reg)
         self.last_checkpoint = Gauge(
             "dj_last_checkpoint_timestamp_seconds",
@@ -232,7 +235,7 @@ class MetricsSink:
         if change.partition is not None and change.partition_after != change.partition_before:
             self._partition_changed(job, state, change)
         if change.op_slot is not None and change.op_after != change.op_before:
-            self._op_changed(job, state, change.op_slot, change.op_after)
+            self._op_changed(job, state, change.op_slot, change.op_before, change.op_after)
         if kind == EventType.CHECKPOINT_SAVE:
             self._child(self.checkpoints, job).inc()
             if state.last_checkpoint_time is not None:
@@ -269,9 +272,9 @@ class MetricsSink:
             self._child(self.partitions_failed, job).inc()
             for slot in part.ops.values():  # ops that were running failed with the partition
                 if state.ops.status[slot] == Status.IN_PROGRESS:
-                    self._child(
-                        self.ops_failed, job, self._op_label(job, state.ops.name[slot])
-                    ).inc()
+                    op = self._op_label(job, state.ops.name[slot])
+                    self._child(self.ops_failed, job, op).inc()
+                    self._child(self.ops_running, job, op).dec()
             op, error_type = failure_of(state, part)
             self._child(
                 self.failed_partition,
@@ -289,9 +292,15 @@ class MetricsSink:
                 self._series[job].discard((metric, labels))
                 self._children.pop((id(metric), job, *labels[2:]), None)
 
-    def _op_changed(self, job: str, state: JobState, slot: int, status: Status | None) -> None:
+    def _op_changed(
+        self, job: str, state: JobState, slot: int, before: Status | None, status: Status | None
+    ) -> None:
         run = state.op_run(slot)
         op = self._op_label(job, run.operation_name)
+        if status == Status.IN_PROGRESS:
+            self._child(self.ops_running, job, op).inc()
+        elif before == Status.IN_PROGRESS:
+            self._child(self.ops_running, job, op).dec()
         if status == Status.COMPLETED:
             self._child(self.ops_completed, job, op).inc()
             if run.input_rows:
@@ -314,14 +323,16 @@ class MetricsSink:
 
 def failure_of(state: JobState, part: PartitionState) -> tuple[str, str]:
     """The op a partition failed in and the error type (``unknown`` when not said)."""
-    failed = running = None
+    raised = failed = running = None
     for slot in part.ops.values():
         status = state.op_status(slot)
         if status == Status.FAILED:
             failed = slot
+            if slot in state.ops.errors:  # it raised, not only ran when its partition failed
+                raised = slot
         elif status == Status.IN_PROGRESS:
             running = slot
-    slot = failed if failed is not None else running
+    slot = next((found for found in (raised, failed, running) if found is not None), None)
     op = state.ops.name[slot] if slot is not None else "unknown"
     error_type = part.error_type
     if error_type is None and slot is not None:

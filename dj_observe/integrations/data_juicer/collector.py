@@ -91,6 +91,8 @@ class Collector:
         self.lock = threading.RLock()
         self.runs: dict[tuple[int, str], OpRunTotals] = {}
         self.offsets: dict[str, int] = {}
+        self.last_error: str | None = None
+        """The error of the last run that raised (``"RuntimeError: ..."``)."""
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="dj-observe-collector", daemon=True)
         self.thread.start()
@@ -206,6 +208,7 @@ class Collector:
             "last_call": run.last_end,
         }
         if run.error is not None:
+            self.last_error = run.error
             self.emit(
                 "op_failed",
                 timestamp=end,

@@ -21,6 +21,7 @@ from dj_observe.integrations.data_juicer.patching import wrap
 from dj_observe.integrations.data_juicer.single_partition import (
     PARTITION,
     SinglePartitionWatch,
+    guard_run,
 )
 
 __all__ = ["DefaultWatch", "watch"]
@@ -32,6 +33,11 @@ _current: DefaultWatch | None = None
 
 class DefaultWatch(SinglePartitionWatch):
     """Measures the op runs of one default executor's job."""
+
+    raised_by: str | None = None
+
+    def failure_type(self) -> str | None:
+        return self.raised_by
 
     def measure(
         self, op: Any, idx: int, run: Callable[..., Any], args: tuple[Any, ...], kwargs: Any
@@ -46,6 +52,7 @@ class DefaultWatch(SinglePartitionWatch):
         try:
             result = run(*args, **kwargs)
         except BaseException as exc:
+            self.raised_by = type(exc).__name__
             self._safely(
                 self.emit,
                 "op_failed",
@@ -87,6 +94,7 @@ def watch(executor: Any, event_logger: Any, adapter: Adapter) -> DefaultWatch:
     for name in _OP_CLASSES:
         wrap(getattr(base_op, name), "run", _wrap_run)
     _current = DefaultWatch(event_logger, adapter)
+    guard_run(executor, _current)
     return _current
 
 

@@ -34,7 +34,9 @@ from dj_observe.integrations.data_juicer.patching import wrap
 from dj_observe.integrations.data_juicer.single_partition import (
     PARTITION,
     SinglePartitionWatch,
+    guard_run,
 )
+from dj_observe.state import error_type_of
 
 __all__ = ["RayMeasurer", "RayWatch", "measure", "set_partition", "watch"]
 
@@ -120,10 +122,15 @@ class RayWatch(SinglePartitionWatch):
         self.measurer.before(record)
         super().before(record)
 
+    def failure_type(self) -> str | None:
+        return error_type_of(self.measurer.collector.last_error)
+
 
 def watch(executor: Any, event_logger: Any, adapter: Adapter) -> RayWatch:
     """Measure ``executor``'s op runs from now on."""
-    return RayWatch(measure(executor, event_logger, adapter), event_logger, adapter)
+    single = RayWatch(measure(executor, event_logger, adapter), event_logger, adapter)
+    guard_run(executor, single)
+    return single
 
 
 def measure(executor: Any, event_logger: Any, adapter: Adapter) -> RayMeasurer:

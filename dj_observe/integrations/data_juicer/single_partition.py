@@ -7,11 +7,13 @@ job's op runs the partition every view expects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dj_observe.integrations.data_juicer.adapter import Adapter
+from dj_observe.integrations.data_juicer.patching import wrap
 
-__all__ = ["PARTITION", "SinglePartitionWatch"]
+__all__ = ["PARTITION", "SinglePartitionWatch", "guard_run"]
 
 PARTITION = 0
 
@@ -38,8 +40,49 @@ class SinglePartitionWatch:
                 partition_id=PARTITION,
                 status="failed",
                 error_message=record.get("error_message") or record.get("message"),
+                error_type=self.failure_type() or record.get("error_type"),
             )
 
     def after(self, record: dict[str, Any]) -> None:
         if record.get("event_type") == "job_start":
             self.emit("partition_start", partition_id=PARTITION)
+
+    def failure_type(self) -> str | None:
+        """The exception class of the op that raised, as measured (``None``: not known)."""
+        return None
+
+    def raised(self, exc: BaseException) -> None:
+        """The executor's ``run`` raised: Data-Juicer logs no end, so the partition fails."""
+        self.before(
+            {
+                "event_type": "job_failed",
+                "error_message": f"{type(exc).__name__}: {exc}",
+                "error_type": type(exc).__name__,
+            }
+        )
+
+
+_current: SinglePartitionWatch | None = None
+
+
+def guard_run(executor: Any, watch: SinglePartitionWatch) -> None:
+    """Let ``watch`` see an exception that ends ``executor.run`` (it is re-raised as is)."""
+    global _current
+    _current = watch
+    wrap(type(executor), "run", _wrap_run)
+
+
+def _wrap_run(original: Callable[..., Any]) -> Callable[..., Any]:
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(self, *args, **kwargs)
+        except BaseException as exc:
+            watch = _current
+            if watch is not None:
+                try:
+                    watch.raised(exc)
+                except Exception as error:
+                    watch.adapter.failed(error)
+            raise
+
+    return run
