@@ -18,6 +18,7 @@ __all__ = [
     "op_run_span_id",
     "op_span_id",
     "partition_span_id",
+    "phase_span_id",
     "trace_id",
     "trace_id_hex",
 ]
@@ -49,6 +50,13 @@ def partition_span_id(job_id: str, partition_id: int, attempt: int) -> int:
 
 def op_span_id(job_id: str, partition_id: int, op_index: int | str, attempt: int) -> int:
     return _digest("op", job_id, partition_id, op_index, attempt, size=8)
+
+
+def phase_span_id(job_id: str, name: str, partition_id: int | None, ordinal: int) -> int:
+    """Span id of the ``ordinal``-th phase ``name`` of the job (or of its partition)."""
+    return _digest(
+        "phase", job_id, name, "" if partition_id is None else partition_id, ordinal, size=8
+    )
 
 
 def op_run_span_id(job_id: str, state: JobState, slot: int) -> int:

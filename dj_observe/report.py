@@ -20,7 +20,7 @@ from html import escape
 from pathlib import Path
 
 from dj_observe.snapshot import JobSnapshot, ProcessingSnapshotAnalyzer, format_duration
-from dj_observe.state import JobState, OpRun, PartitionState, Status
+from dj_observe.state import JobState, OpRun, PartitionState, PhaseRun, Status
 
 __all__ = [
     "CHROMIUM_FLAGS",
@@ -62,6 +62,9 @@ PALETTE = (
 )
 """Op colors (no red: red marks failures)."""
 FAILED_COLOR = "#d62728"
+PHASE_COLOR = "#9e9e9e"
+"""Phases outside the ops (dataset load, partitioning, checkpoint writes, export)."""
+PHASE_LANE = 20
 
 PLOT_WIDTH = 1000
 LABEL_WIDTH = 90
@@ -89,6 +92,7 @@ align-items:flex-start}
 width:12px;height:12px;margin-right:4px;vertical-align:-1px;border-radius:2px}
 svg{max-width:100%;height:auto;font:11px sans-serif}svg text{fill:#333}
 .timeline .grid{stroke:#e6e6e6}.timeline .row-bg{fill:#fafafa}
+.timeline text.phase-label{fill:#fff;font-size:10px}
 rect.op{stroke:#fff;stroke-width:0.3}rect.op.failed{stroke:#7f0000;stroke-width:1}
 rect.op.running{opacity:0.55}
 .checkpoint{fill:#222}.resume{stroke:#6a1b9a;stroke-width:2}.resume-mark{fill:#6a1b9a}
@@ -249,6 +253,11 @@ class _ReportData:
                     if ts is not None:
                         first = ts if first is None else min(first, ts)
                         last = ts if last is None else max(last, ts)
+        for phase in state.phases:
+            for ts in (phase.start_time, phase.end_time):
+                if ts is not None:
+                    first = ts if first is None else min(first, ts)
+                    last = ts if last is None else max(last, ts)
         origin = snapshot.job_start_time
         if origin is None or (first is not None and first < origin):
             origin = first if origin is None else min(origin, first)
@@ -386,6 +395,11 @@ def _timeline_section(data: _ReportData, shown: list[int]) -> str:
         )
         + '<span style="color:#6a1b9a">&#9658; partition resumed</span>'
     )
+    if data.state.phases:
+        legend += (
+            f'<span><i class="swatch" style="background:{PHASE_COLOR}"></i>'
+            "phase outside the ops (load, partitioning, checkpoint write, export)</span>"
+        )
     return (
         f'{head}{note}<p class="legend">{legend}</p>'
         f"{_timeline_svg(data, shown)}"
@@ -400,7 +414,9 @@ def _timeline_svg(data: _ReportData, shown: list[int]) -> str:
     row = _row_height(len(shown))
     bar = _bar_height(len(shown))
     labels = row >= 10
-    height = AXIS_HEIGHT + row * len(shown) + 6
+    job_phases = [phase for phase in data.state.phases if phase.partition_id is None]
+    lane = PHASE_LANE if job_phases else 0
+    height = AXIS_HEIGHT + lane + row * len(shown) + 6
     width = LABEL_WIDTH + PLOT_WIDTH + 10
     out = [
         f'<svg class="timeline" viewBox="0 0 {width} {height}" width="{width}" '
@@ -416,9 +432,15 @@ def _timeline_svg(data: _ReportData, shown: list[int]) -> str:
             f'text-anchor="middle">{_seconds(i * step, step)}</text>'
         )
     state = data.state
+    if job_phases:
+        out.append(_phase_lane(data, job_phases, scale))
+    by_partition: dict[int, list[PhaseRun]] = {}
+    for phase in state.phases:
+        if phase.partition_id is not None:
+            by_partition.setdefault(phase.partition_id, []).append(phase)
     for n, pid in enumerate(shown):
         part = state.partitions[pid]
-        y = AXIS_HEIGHT + n * row
+        y = AXIS_HEIGHT + lane + n * row
         failed = data.statuses.get(pid) == Status.FAILED
         status = data.statuses.get(pid, Status.NOT_STARTED).label
         out.append(f'<g class="partition" data-partition="{pid}" data-status="{status}">')
@@ -437,10 +459,50 @@ def _timeline_svg(data: _ReportData, shown: list[int]) -> str:
         top = y + (row - bar) / 2
         for run in state.op_runs(part):
             out.append(_op_rect(data, run, top, bar, scale))
+        for phase in by_partition.get(pid, ()):
+            out.append(_phase_rect(data, phase, top + bar * 0.6, bar * 0.4, scale, label=False))
         out.extend(_markers(data, part, run_top=top, bar=bar, scale=scale))
         out.append("</g>")
     out.append("</svg>")
     return "".join(out)
+
+
+def _phase_lane(data: _ReportData, phases: list[PhaseRun], scale: float) -> str:
+    """The job's own phases, labelled, in a lane above the partitions."""
+    y = AXIS_HEIGHT + 2
+    out = [
+        f'<g class="phases"><text x="{LABEL_WIDTH - 6}" y="{y + 13}" text-anchor="end">job</text>'
+    ]
+    out.extend(_phase_rect(data, phase, y, PHASE_LANE - 6, scale, label=True) for phase in phases)
+    out.append("</g>")
+    return "".join(out)
+
+
+def _phase_rect(
+    data: _ReportData, phase: PhaseRun, top: float, height: float, scale: float, *, label: bool
+) -> str:
+    start, end = data.rel(phase.start_time), data.rel(phase.end_time)
+    if start is None:
+        return ""
+    end = max(start, end if end is not None else data.rel(data.horizon) or start)
+    x, w = LABEL_WIDTH + start * scale, max(1.0, (end - start) * scale)
+    fill = FAILED_COLOR if phase.failed else PHASE_COLOR
+    name = phase.name.replace("_", " ")
+    where = "" if phase.partition_id is None else f" of partition {phase.partition_id}"
+    tip = f"{name}{where}: {_rel(data, start)} to {_rel(data, end)} ({_secs(end - start)})"
+    if phase.failed:
+        tip += f", failed: {phase.error_message or ''}"
+    text = ""
+    if label and w >= 7 * len(name):
+        text = (
+            f'<text class="phase-label" x="{x + w / 2:.1f}" y="{top + height / 2 + 4:.1f}" '
+            f'text-anchor="middle">{_e(name)}</text>'
+        )
+    return (
+        f'<g class="phase" data-phase="{_e(phase.name)}"><rect x="{x:.2f}" y="{top:.1f}" '
+        f'width="{w:.2f}" height="{height:.1f}" fill="{fill}"><title>{_e(tip)}</title></rect>'
+        f"{text}</g>"
+    )
 
 
 def _row_height(rows: int) -> int:

@@ -25,6 +25,8 @@ from data_juicer_job import (
 )
 from support import read_traces_file, sample, samples, snapshot_doc
 
+from dj_observe.cli import main
+
 pytest.importorskip("data_juicer", reason="pip install 'dj-observe[data-juicer]'")
 
 EXECUTORS = ["default", "ray", "ray_partitioned"]
@@ -160,3 +162,38 @@ def test_measured_events_are_kept_beside_data_juicers_own(runs):
     assert all('"measured":' in line for line in ours.read_text().splitlines())
     assert not (job.job_dir / ".dj_observe_measures").exists()  # the workers' tallies: gone
     assert Path(job.snapshot["metadata"]["event_log_files"][1]).name == ours.name
+
+
+EXPECTED_PHASES = {
+    "default": {"dataset_load", "export"},
+    "ray": {"dataset_load", "export"},
+    "ray_partitioned": {"dataset_load", "partitioning", "checkpoint_write", "export"},
+}
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_the_phases_outside_the_ops_are_spans_and_in_the_report(runs, executor, tmp_path):
+    job = runs[(executor, "ok")]
+    phases = {
+        span.attributes["dj.phase"]: span for span in job.spans if "dj.phase" in span.attributes
+    }
+    assert set(phases) >= EXPECTED_PHASES[executor]
+    (root,) = [span for span in job.spans if span.name.startswith("job ")]
+    assert phases["dataset_load"].parent_span_id == root.span_id
+    assert phases["dataset_load"].end > phases["dataset_load"].start
+    page = tmp_path / "report.html"
+    assert main(["report", str(job.job_dir), "-o", str(page)]) == 0
+    html = page.read_text()
+    for phase in EXPECTED_PHASES[executor]:
+        assert f'data-phase="{phase}"' in html, phase
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_what_data_juicer_knows_of_the_job_reaches_the_views(runs, executor, tmp_path):
+    job = runs[(executor, "ok")]
+    assert job.snapshot["job_info"]["executor_type"] == executor
+    if executor == "ray_partitioned":
+        assert job.snapshot["checkpointing"]["strategy"] == "every_n_ops"
+    page = tmp_path / "report.html"
+    assert main(["report", str(job.job_dir), "-o", str(page)]) == 0
+    assert f"<td>known-{executor}</td>" in page.read_text()

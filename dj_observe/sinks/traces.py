@@ -36,8 +36,14 @@ from dj_observe import __version__
 from dj_observe.config import ObservabilityConfig
 from dj_observe.dispatch import Change, HookStats, JobFeed
 from dj_observe.events import EventType, text
-from dj_observe.ids import job_span_id, op_run_span_id, partition_span_id, trace_id
-from dj_observe.state import JobState, PartitionState, Status
+from dj_observe.ids import (
+    job_span_id,
+    op_run_span_id,
+    partition_span_id,
+    phase_span_id,
+    trace_id,
+)
+from dj_observe.state import JobState, PartitionState, PhaseRun, Status
 
 __all__ = [
     "MAX_MESSAGE_CHARS",
@@ -238,6 +244,7 @@ class TraceSink:
         self._checkpoints: dict[tuple[str, int], list[SpanEvent]] = {}
         self._pending_jobs: dict[str, tuple[JobState, float | None, Status, int]] = {}
         self._run_start: dict[str, float] = {}
+        self._phases_seen: dict[tuple[str, str, int | None], int] = {}
 
     # -- the sink ------------------------------------------------------------------
 
@@ -249,6 +256,10 @@ class TraceSink:
         part = change.partition
         if part is not None and kind in _CHECKPOINTS:
             self._checkpoint_event(job, part, change)
+        if kind == EventType.PHASE_COMPLETE:
+            phase = state.phase_ended_by(event)
+            if phase is not None:
+                self._emit_phase(job, state, phase)
         if change.op_ended:
             self._emit_op(job, state, change.op_slot, event.timestamp)  # type: ignore[arg-type]
         if change.partition_ended:
@@ -312,6 +323,33 @@ class TraceSink:
             end=end,
             attributes=attributes,
             error=run.error_message if run.status == Status.FAILED else None,
+        )
+
+    def _emit_phase(self, job: str, state: JobState, phase: PhaseRun) -> None:
+        """A phase outside the ops: a child of its partition's span, or of the job's."""
+        if phase.end_time is None:
+            return
+        key = (job, phase.name, phase.partition_id)
+        ordinal = self._phases_seen.get(key, 0)
+        self._phases_seen[key] = ordinal + 1
+        attributes = self._base_attributes(job, state)
+        attributes["dj.phase"] = phase.name
+        part = state.partitions.get(phase.partition_id) if phase.partition_id is not None else None
+        if part is not None:
+            attributes["dj.partition.id"] = part.partition_id
+            parent = partition_span_id(job, part.partition_id, part.attempts)
+        else:
+            parent = job_span_id(job, state.resume_count)
+        start = phase.start_time if phase.start_time is not None else phase.end_time
+        self._submit(
+            name=phase.name,
+            trace=trace_id(job),
+            span=phase_span_id(job, phase.name, phase.partition_id, ordinal),
+            parent=parent,
+            start=start,
+            end=phase.end_time,
+            attributes=attributes,
+            error=(phase.error_message or "failed") if phase.failed else None,
         )
 
     def _emit_partition(

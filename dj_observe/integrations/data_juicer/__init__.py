@@ -39,8 +39,9 @@ from typing import Any
 
 from dj_observe.config import ObservabilityConfig
 from dj_observe.hook import ObservabilityHook
-from dj_observe.integrations.data_juicer.adapter import Adapter, record_of
+from dj_observe.integrations.data_juicer.adapter import Adapter, job_info, record_of
 from dj_observe.integrations.data_juicer.patching import unwrap_all, wrap
+from dj_observe.integrations.data_juicer.phases import watch_phases
 
 __all__ = [
     "AUTOLOAD_DIR",
@@ -148,6 +149,8 @@ def _watch(executor: Any, event_logger: Any, adapter: Adapter) -> None:
     if kind is None:
         return
     try:
+        adapter.measured(event_logger, job_info(getattr(executor, "cfg", None)), "driver")
+        watch_phases(event_logger, adapter)
         module = importlib.import_module(f"{__name__}.{kind}")
         adapter.watch(event_logger, module.watch(executor, event_logger, adapter))
     except Exception as exc:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from dj_observe.config import ObservabilityConfig
 from dj_observe.hook import ObservabilityHook, announce
 
-__all__ = ["Adapter", "ExecutorWatch", "measured_log_path", "record_of"]
+__all__ = ["Adapter", "ExecutorWatch", "job_info", "measured_log_path", "record_of"]
 
 SINK = "data_juicer_adapter"
 """The self-metric ``sink`` label of a forwarding error."""
@@ -43,6 +43,36 @@ def record_of(event: Any) -> dict[str, Any]:
         for key, value in vars(event).items()
         if value is not None
     }
+
+
+def job_info(cfg: Any) -> dict[str, Any]:
+    """What an executor's configuration says of its job, as a ``job_info`` event's fields:
+    the pipeline (``project_name``), executor, checkpoint strategy and the ops in order."""
+    checkpoint = _field(cfg, "checkpoint")
+    strategy = _field(checkpoint, "strategy")
+    if strategy is None and _field(cfg, "use_checkpoint"):
+        strategy = "every_op"  # the default executor checkpoints after every op
+    operations = []
+    for entry in _field(cfg, "process") or []:
+        name = next(iter(entry), None) if isinstance(entry, Mapping) else entry
+        if isinstance(name, str):
+            operations.append(name)
+    metadata = {
+        "pipeline": _field(cfg, "project_name"),
+        "executor_type": _field(cfg, "executor_type"),
+        "checkpoint_strategy": getattr(strategy, "value", strategy),
+        "operations": operations or None,
+    }
+    return {
+        "event_type": "job_info",
+        "metadata": {key: value for key, value in metadata.items() if value is not None},
+    }
+
+
+def _field(owner: Any, name: str) -> Any:
+    if isinstance(owner, Mapping):
+        return owner.get(name)
+    return getattr(owner, name, None)
 
 
 def measured_log_path(data_juicer_log: Path) -> Path:
