@@ -745,6 +745,13 @@ RECORDING_RULES = {
     "dj_op:duration_seconds:p99",
     "dj_op:rows_retention:ratio",
     "dj_job:seconds_since_last_event",
+    # drift between the jobs of a pipeline (the DjOpRetentionShift and DjOpSlowdown alerts)
+    "dj_pipeline:latest_job:start_timestamp",
+    "dj_pipeline_op:rows_retention:latest",
+    "dj_pipeline_op:rows_retention:recent",
+    "dj_op:duration_seconds:mean",
+    "dj_pipeline_op:duration_seconds_mean:latest",
+    "dj_pipeline_op:duration_seconds_mean:recent",
 }
 
 
