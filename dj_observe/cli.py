@@ -18,6 +18,7 @@ from typing import IO
 
 from dj_observe import __version__
 from dj_observe.config import ConfigError
+from dj_observe.diff import DEFAULT_THRESHOLD, Comparison, baseline, compare, summarise
 from dj_observe.snapshot import ProcessingSnapshotAnalyzer, write_json
 from dj_observe.tracker import JobDirectoryError
 
@@ -290,7 +291,7 @@ def _add_diff_parser(commands: argparse._SubParsersAction) -> None:
     diff.add_argument(
         "--threshold",
         type=float,
-        default=0.1,
+        default=DEFAULT_THRESHOLD,
         metavar="T",
         help="retention difference (0.1: ten points) and relative change of rows and "
         "durations (0.1: 10%%) that count as drift (default: 0.1)",
@@ -302,17 +303,19 @@ def _add_diff_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _comparison(
-    job_dir: str, other: str | None, baseline_dir: str | None, last: int, threshold: float
-):
+    job_dir: str,
+    other: str | None,
+    baseline_dir: str | None,
+    last: int,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Comparison:
     """``job_dir`` against ``other``, or against the baseline under ``baseline_dir``."""
-    from dj_observe.diff import baseline, compare, summarise
-
     if (other is None) == (baseline_dir is None):
         raise CliError("give a second job directory or --baseline DIR (one of the two)")
     if last < 1:
         raise CliError("--last must be at least 1")
-    if threshold < 0:
-        raise CliError("--threshold must not be negative")
+    if not threshold >= 0:  # NaN too
+        raise CliError("--threshold must be a number, 0 or more")
     run = summarise(job_dir)
     if other is not None:
         return compare(run, summarise(other), threshold)
@@ -505,9 +508,7 @@ def main(
             if args.max_partitions < 1:
                 raise CliError("--max-partitions must be at least 1")
             comparison = (
-                _comparison(args.job_dir, None, args.baseline, args.last, 0.1)
-                if args.baseline
-                else None
+                _comparison(args.job_dir, None, args.baseline, args.last) if args.baseline else None
             )
             path = write_report(
                 args.job_dir,

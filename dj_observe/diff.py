@@ -31,6 +31,7 @@ __all__ = [
     "DURATION_FLOOR",
     "Change",
     "Comparison",
+    "OpComparison",
     "OpFigures",
     "RunSummary",
     "baseline",
@@ -210,8 +211,8 @@ def baseline(root: str | os.PathLike[str], run: RunSummary, *, last: int = 5) ->
 
 def compare(a: RunSummary, b: RunSummary, threshold: float = DEFAULT_THRESHOLD) -> Comparison:
     """``b`` against ``a``, op by op (``a``'s order, then ``b``'s new ops)."""
-    if threshold < 0:
-        raise ValueError("the threshold must not be negative")
+    if not threshold >= 0:
+        raise ValueError("the threshold must be a number, not negative")
     tests = _tests(threshold)
     run = [
         Change(key, getattr(a, key), getattr(b, key), tests[key](getattr(a, key), getattr(b, key)))

@@ -142,7 +142,8 @@ def test_report_shows_the_baseline_in_its_ops(outputs, tmp_path):
         (["/nonexistent/a", "/nonexistent/b"], "job directory not found"),
         (["A"], "give a second job directory or --baseline DIR"),
         (["A", "B", "--baseline", "D"], "give a second job directory or --baseline DIR"),
-        (["A", "B", "--threshold", "-1"], "--threshold must not be negative"),
+        (["A", "B", "--threshold", "-1"], "--threshold must be a number, 0 or more"),
+        (["A", "B", "--threshold", "nan"], "--threshold must be a number, 0 or more"),
         (["A", "--baseline", "D", "--last", "0"], "--last must be at least 1"),
     ],
 )
