@@ -18,12 +18,14 @@ from typing import IO
 
 from dj_observe import __version__
 from dj_observe.config import ConfigError
+from dj_observe.diff import DEFAULT_THRESHOLD, Comparison, baseline, compare, summarise
 from dj_observe.snapshot import ProcessingSnapshotAnalyzer, write_json
 from dj_observe.tracker import JobDirectoryError
 
 __all__ = ["main"]
 
 EXIT_OK = 0
+EXIT_DRIFT = 1
 EXIT_BAD_INPUT = 2
 EXIT_EXPORT_FAILED = 3
 EXIT_JOB_FAILED = 4
@@ -196,6 +198,16 @@ def _parser() -> argparse.ArgumentParser:
         "of the others (default: 500)",
     )
 
+    report.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="compare the ops with the median of the pipeline's last completed jobs under DIR",
+    )
+    report.add_argument(
+        "--last", type=int, default=5, metavar="N", help="jobs in the baseline (default: 5)"
+    )
+    _add_diff_parser(commands)
+
     instrument = commands.add_parser(
         "instrument",
         help="run a command (e.g. dj-process) with Data-Juicer's events observed",
@@ -256,6 +268,68 @@ def _snapshot(args: argparse.Namespace, stdout: IO[str]) -> int:
         write_json(snapshot, buffer, indent=0 if args.compact else 2)
         stdout.write(buffer.getvalue().decode())
     return EXIT_OK
+
+
+def _add_diff_parser(commands: argparse._SubParsersAction) -> None:
+    diff = commands.add_parser(
+        "diff",
+        help="compare two runs of a pipeline (or a run and its baseline) op by op",
+        description="Per op: rows in/out, retention, duration p50/p95 and failed runs in both "
+        "runs and the change; partitions, wall time and rows exported. Changes past the "
+        "threshold are marked. Exit 0, or 1 with --fail-on-drift when one is.",
+    )
+    diff.add_argument("job_dir_a", help="the earlier run (with --baseline: the run to check)")
+    diff.add_argument("job_dir_b", nargs="?", help="the later run")
+    diff.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="compare JOB_DIR_A with the median of its pipeline's last completed jobs under DIR",
+    )
+    diff.add_argument(
+        "--last", type=int, default=5, metavar="N", help="jobs in the baseline (default: 5)"
+    )
+    diff.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        metavar="T",
+        help="retention difference (0.1: ten points) and relative change of rows and "
+        "durations (0.1: 10%%) that count as drift (default: 0.1)",
+    )
+    diff.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    diff.add_argument(
+        "--fail-on-drift", action="store_true", help="exit 1 when a change passes the threshold"
+    )
+
+
+def _comparison(
+    job_dir: str,
+    other: str | None,
+    baseline_dir: str | None,
+    last: int,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Comparison:
+    """``job_dir`` against ``other``, or against the baseline under ``baseline_dir``."""
+    if (other is None) == (baseline_dir is None):
+        raise CliError("give a second job directory or --baseline DIR (one of the two)")
+    if last < 1:
+        raise CliError("--last must be at least 1")
+    if not threshold >= 0:  # NaN too
+        raise CliError("--threshold must be a number, 0 or more")
+    run = summarise(job_dir)
+    if other is not None:
+        return compare(run, summarise(other), threshold)
+    return compare(baseline(baseline_dir, run, last=last), run, threshold)
+
+
+def _diff(args: argparse.Namespace, stdout: IO[str]) -> int:
+    from dj_observe.diff_view import print_comparison, write_comparison_json
+
+    comparison = _comparison(
+        args.job_dir_a, args.job_dir_b, args.baseline, args.last, args.threshold
+    )
+    (write_comparison_json if args.json else print_comparison)(comparison, stdout)
+    return EXIT_DRIFT if args.fail_on_drift and comparison.drift else EXIT_OK
 
 
 def _run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
@@ -433,9 +507,19 @@ def main(
 
             if args.max_partitions < 1:
                 raise CliError("--max-partitions must be at least 1")
-            path = write_report(args.job_dir, args.output, max_partitions=args.max_partitions)
+            comparison = (
+                _comparison(args.job_dir, None, args.baseline, args.last) if args.baseline else None
+            )
+            path = write_report(
+                args.job_dir,
+                args.output,
+                max_partitions=args.max_partitions,
+                comparison=comparison,
+            )
             print(f"report written to {path}", file=stderr)
             return EXIT_OK
+        if args.command == "diff":
+            return _diff(args, stdout)
         if args.command == "watch":
             from dj_observe.watch import watch
 

@@ -567,7 +567,8 @@ JOB_OVERVIEW = Dashboard(
 FLEET = Dashboard(
     uid="dj-fleet",
     title="Fleet",
-    description="Every dj-observe job: running, failed, durations, last success per pipeline.",
+    description="Every dj-observe job: running, failed, durations, last success per pipeline, "
+    "and the drift of each pipeline's newest job.",
     variables=(DATASOURCE_VARIABLE, PIPELINE_VARIABLE),
     links=("dj-job-overview",),
     panels=(
@@ -663,6 +664,38 @@ FLEET = Dashboard(
                 ),
             ),
             transformations=_table({"pipeline": "pipeline", "job_id": "job", "state": "state"}),
+        ),
+        Panel(
+            id=7,
+            title="Retention shift per op: newest job against recent",
+            kind="timeseries",
+            unit="percentunit",
+            description="Per pipeline and op: the newest job's retention minus the median of the "
+            "pipeline's other jobs of the last 7 days (alert DjOpRetentionShift beyond ten points, "
+            "once the op has seen 1000 rows).",
+            targets=(
+                Target(
+                    f"dj_pipeline_op:rows_retention:latest{{{PIPE}}} - on (pipeline, op) "
+                    f"group_left () dj_pipeline_op:rows_retention:recent{{{PIPE}}}",
+                    "{{pipeline}} {{op}}",
+                ),
+            ),
+        ),
+        Panel(
+            id=8,
+            title="Op time per run: newest job against recent",
+            kind="timeseries",
+            unit="short",
+            description="Per pipeline and op: the newest job's mean seconds per completed run "
+            "divided by the pipeline's recent mean (1: as fast as before; alert DjOpSlowdown "
+            "beyond 2 and 5 s more per run, over 10 runs).",
+            targets=(
+                Target(
+                    f"dj_pipeline_op:duration_seconds_mean:latest{{{PIPE}}} / on (pipeline, op) "
+                    f"group_left () dj_pipeline_op:duration_seconds_mean:recent{{{PIPE}}}",
+                    "{{pipeline}} {{op}}",
+                ),
+            ),
         ),
     ),
 )

@@ -14,11 +14,14 @@ import math
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
+from dj_observe.diff import Comparison
+from dj_observe.opstats import OpStats, percentile
+from dj_observe.report_baseline import baseline_section
 from dj_observe.snapshot import JobSnapshot, ProcessingSnapshotAnalyzer, format_duration
 from dj_observe.state import JobState, OpRun, PartitionState, PhaseRun, Status
 
@@ -106,10 +109,15 @@ details summary{cursor:pointer}
 
 
 def write_report(
-    job_dir: str | os.PathLike[str], output: str | Path, *, max_partitions: int = 500
+    job_dir: str | os.PathLike[str],
+    output: str | Path,
+    *,
+    max_partitions: int = 500,
+    comparison: Comparison | None = None,
 ) -> Path:
-    """Write the job's HTML report to ``output`` atomically and return its path."""
-    html = build_report(job_dir, max_partitions=max_partitions)
+    """Write the job's HTML report to ``output`` atomically and return its path (with
+    ``comparison``, the job against a baseline, under its ops)."""
+    html = build_report(job_dir, max_partitions=max_partitions, comparison=comparison)
     target = Path(output)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -129,14 +137,21 @@ def build_report(
     *,
     max_partitions: int = 500,
     generated_at: float | None = None,
+    comparison: Comparison | None = None,
 ) -> str:
     """The report for a job directory, as an HTML string."""
     snapshot = ProcessingSnapshotAnalyzer(job_dir, workers=1).generate_snapshot()
-    return render_report(snapshot, max_partitions=max_partitions, generated_at=generated_at)
+    return render_report(
+        snapshot, max_partitions=max_partitions, generated_at=generated_at, comparison=comparison
+    )
 
 
 def render_report(
-    snapshot: JobSnapshot, *, max_partitions: int = 500, generated_at: float | None = None
+    snapshot: JobSnapshot,
+    *,
+    max_partitions: int = 500,
+    generated_at: float | None = None,
+    comparison: Comparison | None = None,
 ) -> str:
     """Render a snapshot as one HTML page (``generated_at`` defaults to the snapshot's)."""
     if max_partitions < 1:
@@ -155,6 +170,7 @@ def render_report(
         _summary_section(snapshot, data),
         _timeline_section(data, shown),
         _ops_section(data),
+        baseline_section(comparison) if comparison is not None else "",
         _failed_section(data),
         f'<p class="muted generated">generated at {_iso(when)} by dj-observe</p>',
         "</body></html>",
@@ -189,40 +205,6 @@ def chromium_command(binary: str, url: str, *extra: str) -> list[str]:
 
 
 @dataclass
-class _OpStats:
-    name: str
-    runs: int = 0
-    completed: int = 0
-    failed: int = 0
-    durations: list[float] = field(default_factory=list)
-    rows_in: int = 0
-    rows_out: int = 0
-    paired_in: int = 0
-    paired_out: int = 0
-
-    def add(self, run: OpRun) -> None:
-        self.runs += 1
-        if run.status == Status.COMPLETED:
-            self.completed += 1
-        elif run.status == Status.FAILED:
-            self.failed += 1
-        if run.duration is not None and run.status == Status.COMPLETED:
-            self.durations.append(run.duration)
-        if run.input_rows is not None:
-            self.rows_in += run.input_rows
-        if run.output_rows is not None:
-            self.rows_out += run.output_rows
-            if run.input_rows is not None:
-                self.paired_in += run.input_rows
-                self.paired_out += run.output_rows
-
-    @property
-    def retention(self) -> float | None:
-        """Rows out / rows in over runs that reported both."""
-        return self.paired_out / self.paired_in if self.paired_in else None
-
-
-@dataclass
 class _ReportData:
     snapshot: JobSnapshot
     state: JobState
@@ -232,13 +214,13 @@ class _ReportData:
     partition_ids: list[int]
     failed_ids: list[int]
     statuses: dict[int, Status]
-    op_stats: dict[str, _OpStats]
+    op_stats: dict[str, OpStats]
 
     @classmethod
     def collect(cls, snapshot: JobSnapshot) -> _ReportData:
         state = snapshot.state
         names = list(state.op_names)
-        stats = {name: _OpStats(name) for name in names}
+        stats = {name: OpStats(name) for name in names}
         statuses: dict[int, Status] = {}
         first: float | None = None
         last: float | None = None
@@ -247,7 +229,7 @@ class _ReportData:
             for run in state.op_runs(part):
                 if run.operation_name not in stats:
                     names.append(run.operation_name)
-                    stats[run.operation_name] = _OpStats(run.operation_name)
+                    stats[run.operation_name] = OpStats(run.operation_name)
                 stats[run.operation_name].add(run)
                 for ts in (run.start_time, run.end_time, run.checkpoint_time):
                     if ts is not None:
@@ -591,8 +573,8 @@ def _ops_section(data: _ReportData) -> str:
             _num(stats.runs),
             _num(stats.completed),
             _num(stats.failed),
-            _secs(_percentile(durations, 0.50)),
-            _secs(_percentile(durations, 0.95)),
+            _secs(percentile(durations, 0.50)),
+            _secs(percentile(durations, 0.95)),
             _secs(durations[-1] if durations else None),
             _num(stats.rows_in),
             _num(stats.rows_out),
@@ -606,8 +588,8 @@ def _ops_section(data: _ReportData) -> str:
         rows.append(f'<tr{failed_class} data-op="{_e(name)}">{tds}</tr>')
     table = f'<table class="ops">{head}{"".join(rows)}</table>'
     note = (
-        '<p class="muted">Durations of completed runs. Retention: rows out / rows in over '
-        "the runs that reported both.</p>"
+        '<p class="muted">Durations, rows and retention (rows out / rows in) of the completed '
+        "runs.</p>"
     )
     return f"<h2>Ops</h2>{table}{note}{_funnel_svg(data)}"
 
@@ -724,14 +706,6 @@ def _pct(value: float | None) -> str:
 
 def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-def _percentile(ordered: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile of an ascending sequence."""
-    if not ordered:
-        return None
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 def _nice_step(span: float, target: int = 10) -> float:

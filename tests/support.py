@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import gzip
+import io
 import json
 import math
 import os
@@ -14,6 +15,8 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterable
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -29,6 +33,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from dj_observe.cli import main
 from dj_observe.eventlog import ReadStats, decode_block
 from dj_observe.report import chromium_command
 from dj_observe.snapshot import ProcessingSnapshotAnalyzer, partition_status
@@ -472,39 +477,51 @@ def promtool_check_metrics(text: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-class Pushgateway:
-    """A real ``prometheus-pushgateway`` on a loopback port, with its persistence file."""
+class LoopbackDaemon:
+    """A real binary serving HTTP on a loopback port (``--web.listen-address``), logged to a file.
 
-    def __init__(self, workdir: Path) -> None:
+    Ready once ``/-/ready`` answers 200 (Prometheus, Alertmanager and the Pushgateway all have
+    it); ``start_timeout`` bounds the wait. A context manager: the process is stopped on exit.
+    """
+
+    name = ""
+    start_timeout = 30.0
+
+    def __init__(self, workdir: Path, *args: str) -> None:
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
-        self.log = workdir / "pushgateway.log"
+        self.log = workdir / f"{self.name}.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [
-                    binary("prometheus-pushgateway"),
-                    f"--web.listen-address={LOOPBACK}:{self.port}",
-                    f"--persistence.file={workdir / 'pushgateway.persist'}",
-                ],
+                [binary(self.name), f"--web.listen-address={LOOPBACK}:{self.port}", *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        if not wait_until(self._ready):
+        if not wait_until(self._ready, self.start_timeout):
             self.stop()
-            raise RuntimeError(f"pushgateway did not start: {self.log.read_text()[-2000:]}")
+            raise RuntimeError(f"{self.name} did not start: {self.log_tail()}")
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
-            raise RuntimeError(f"pushgateway exited: {self.log.read_text()[-2000:]}")
+            raise RuntimeError(f"{self.name} exited: {self.log_tail()}")
         try:
             with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
                 return response.status == 200
         except OSError:
             return False
 
-    def samples(self) -> dict[SampleKey, float]:
-        return samples(scrape(f"{self.url}/metrics"))
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def get_json(self, path: str, **params: str) -> Any:
+        """The JSON answer of ``GET path`` (an HTTP error's JSON body too)."""
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=10) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:  # 400/422: the error is in the JSON body
+            return json.loads(exc.read())
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -514,6 +531,134 @@ class Pushgateway:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class Pushgateway(LoopbackDaemon):
+    """A real ``prometheus-pushgateway`` on a loopback port, with its persistence file."""
+
+    name = "prometheus-pushgateway"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir, f"--persistence.file={workdir / 'pushgateway.persist'}")
+
+    def samples(self) -> dict[SampleKey, float]:
+        return samples(scrape(f"{self.url}/metrics"))
+
+
+class Prometheus(LoopbackDaemon):
+    """A real ``prometheus`` on a loopback port with ``config`` (a prometheus.yml as a dict).
+
+    Alerts are re-sent to Alertmanager every second (``--rules.alert.resend-delay``), so a test
+    with a 1 s evaluation interval sees a change there within seconds.
+    """
+
+    name = "prometheus"
+
+    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+        config_file = workdir / "prometheus.yml"
+        config_file.write_text(json.dumps(config))  # JSON is YAML
+        super().__init__(
+            workdir,
+            f"--config.file={config_file}",
+            f"--storage.tsdb.path={workdir / 'prometheus-data'}",
+            "--rules.alert.resend-delay=1s",
+        )
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """The instant query's result; raises ``AssertionError`` with Prometheus' error."""
+        answer = self.get_json("/api/v1/query", query=expr)
+        assert answer["status"] == "success", f"{expr}: {answer.get('error')}"
+        return answer["data"]["result"]
+
+    def alerts(self, state: str = "firing") -> list[dict[str, Any]]:
+        """The alerts in ``state`` (firing or pending) in ``/api/v1/alerts``."""
+        found = self.get_json("/api/v1/alerts")["data"]["alerts"]
+        return [alert for alert in found if alert["state"] == state]
+
+
+class Alertmanager(LoopbackDaemon):
+    """A real ``prometheus-alertmanager`` on a loopback port, alone (no cluster port)."""
+
+    name = "prometheus-alertmanager"
+
+    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+        config_file = workdir / "alertmanager.yml"
+        config_file.write_text(json.dumps(config))
+        super().__init__(
+            workdir,
+            f"--config.file={config_file}",
+            f"--storage.path={workdir / 'alertmanager-data'}",
+            "--cluster.listen-address=",
+        )
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """``/api/v2/alerts``: every alert it holds, with ``status.inhibitedBy``."""
+        return self.get_json("/api/v2/alerts")
+
+    def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        """Send alerts the way Prometheus does (``POST /api/v2/alerts``)."""
+        request = urllib.request.Request(
+            f"{self.url}/api/v2/alerts",
+            data=json.dumps(alerts).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+
+
+class WebhookReceiver:
+    """A loopback HTTP endpoint that keeps every JSON body POSTed to it, with its path.
+
+    Alertmanager's ``webhook_configs`` post one notification per alert group: ``receiver``,
+    ``status``, ``groupLabels``, ``alerts`` (each with ``status``, ``labels``, ``annotations``).
+    """
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver._lock:
+                    receiver.received.append((self.path, json.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), name="webhook-receiver", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.server.server_port}"
+
+    def alerts(self) -> list[tuple[str, dict[str, Any]]]:
+        """(path, alert) of every alert in every notification so far, in arrival order."""
+        with self._lock:
+            return [(path, alert) for path, body in self.received for alert in body["alerts"]]
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(WAIT_SECONDS)
 
 
 # -- a small job, emitted through the hook's public API --------------------------------------------
@@ -600,6 +745,13 @@ RECORDING_RULES = {
     "dj_op:duration_seconds:p99",
     "dj_op:rows_retention:ratio",
     "dj_job:seconds_since_last_event",
+    # drift between the jobs of a pipeline (the DjOpRetentionShift and DjOpSlowdown alerts)
+    "dj_pipeline:latest_job:start_timestamp",
+    "dj_pipeline_op:rows_retention:latest",
+    "dj_pipeline_op:rows_retention:recent",
+    "dj_op:duration_seconds:mean",
+    "dj_pipeline_op:duration_seconds_mean:latest",
+    "dj_pipeline_op:duration_seconds_mean:recent",
 }
 
 
@@ -644,3 +796,33 @@ def page_errors(stderr: str) -> list[str]:
         for line in stderr.splitlines()
         if "CONSOLE" in line or "Uncaught" in line or "net::ERR" in line
     ]
+
+
+# -- small real jobs of the demo config, run by `dj-observe run` -----------------------------------
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+
+
+def demo_config(
+    path: Path, work_dir: Path, *, rows: int = 1200, partition_size: int = 400, **keys: Any
+) -> Path:
+    """``configs/demo.yaml`` with ``rows`` demo rows in partitions of ``partition_size``, jobs
+    under ``work_dir``, no metrics endpoint, and ``keys`` replacing top-level keys; its path."""
+    config = yaml.safe_load(DEMO_CONFIG.read_text())
+    config.update(
+        dataset_path=f"demo://{rows}",
+        work_dir=str(work_dir),
+        export_path=str(work_dir / "result.jsonl"),
+        observability={"tracing": {"exporter": "file"}},
+        **keys,
+    )
+    config["partition"]["size"] = partition_size
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """``dj_observe.cli.main(argv)`` in process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()

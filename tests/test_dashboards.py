@@ -317,7 +317,14 @@ def test_docker_compose_config_validates() -> None:
 def test_compose_is_v1_compatible_and_complete() -> None:
     doc = compose()
     assert "name" not in doc
-    assert set(doc["services"]) == {"prometheus", "grafana", "jaeger", "pushgateway", "demo"}
+    assert set(doc["services"]) == {
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "jaeger",
+        "pushgateway",
+        "demo",
+    }
     prometheus = doc["services"]["prometheus"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
     assert "--web.enable-lifecycle" in prometheus["command"]

@@ -95,7 +95,7 @@ def test_recording_rules_are_the_ones_the_dashboards_use() -> None:
 def test_alerts_follow_the_mixin_conventions() -> None:
     """CamelCase with the Dj prefix, a severity, summary, description and a README runbook."""
     alerts = rules("alert")
-    assert len(alerts) == 5
+    assert len(alerts) == 7
     for rule in alerts:
         name = rule["alert"]
         assert re.fullmatch(r"Dj(?:[A-Z][a-z0-9]+)+", name), name

@@ -1,0 +1,112 @@
+"""``dj-observe diff`` for the terminal and as JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import IO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from dj_observe.diff import Change, Comparison, RunSummary
+from dj_observe.snapshot import format_duration
+
+__all__ = ["print_comparison", "write_comparison_json"]
+
+_DRIFT = "bold red"
+
+
+def write_comparison_json(comparison: Comparison, stream: IO[str]) -> None:
+    json.dump(comparison.to_json_dict(), stream, indent=2)
+    stream.write("\n")
+
+
+def print_comparison(comparison: Comparison, stream: IO[str]) -> None:
+    """The run's figures, then one row per op; changes past the threshold in red with ``!``."""
+    console = Console(file=stream, soft_wrap=False, width=160)
+    a, b = comparison.a, comparison.b
+    console.print(Text(f"a: {_describe(a)}"))
+    console.print(Text(f"b: {_describe(b)}"))
+    console.print(
+        Text(
+            f"threshold {comparison.threshold:g}: retention by absolute difference, rows and "
+            "durations by relative change; any new failure"
+        )
+    )
+    run = Table(title="Run", title_justify="left")
+    for column in ("", "a", "b", "change"):
+        run.add_column(column, justify="right" if column else "left")
+    for change in comparison.run:
+        run.add_row(Text(change.name.replace("_", " ")), *_cells(change))
+    console.print(run)
+
+    ops = Table(title="Ops (a -> b)", title_justify="left")
+    ops.add_column("op")
+    for column in ("rows in", "rows out", "retention", "p50", "p95", "failed runs"):
+        ops.add_column(column, justify="right")
+    for op in comparison.ops:
+        name = Text(_plain(op.op) + (f" (only in {op.only_in})" if op.only_in else ""))
+        if op.drift:
+            name.stylize(_DRIFT)
+        ops.add_row(name, *(_arrow(change) for change in op.changes))
+    console.print(ops)
+    drifted = [op.op for op in comparison.ops if op.drift]
+    drifted += [change.name for change in comparison.run if change.drift]
+    console.print(
+        Text(
+            f"drift: {', '.join(map(_plain, drifted))}" if drifted else "no drift",
+            style=_DRIFT if drifted else "green",
+        )
+    )
+
+
+def _describe(summary: RunSummary) -> str:
+    jobs = f" ({', '.join(summary.jobs)})" if summary.jobs != [summary.label] else ""
+    return _plain(f"{summary.label}{jobs}, pipeline {summary.pipeline or '-'}, {summary.status}")
+
+
+def _cells(change: Change) -> list[Text]:
+    delta = change.delta
+    cells = [
+        Text(_value(change.name, change.a)),
+        Text(_value(change.name, change.b)),
+        Text("-" if delta is None else _signed(change.name, delta)),
+    ]
+    if change.drift:
+        cells[2].append(" !")
+        cells[2].stylize(_DRIFT)
+    return cells
+
+
+def _arrow(change: Change) -> Text:
+    text = Text(f"{_value(change.name, change.a)} -> {_value(change.name, change.b)}")
+    if change.drift:
+        text.append(" !")
+        text.stylize(_DRIFT)
+    return text
+
+
+def _value(name: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if name == "retention":
+        return f"{value * 100:.1f}%"
+    if name.endswith("seconds"):
+        return f"{value:.3f}s" if value < 60 else format_duration(value) or "-"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def _signed(name: str, delta: float) -> str:
+    if name == "retention":
+        return f"{delta * 100:+.1f} pts"
+    if name.endswith("seconds"):
+        return f"{delta:+.3f}s"
+    return f"{delta:+,.0f}" if float(delta).is_integer() else f"{delta:+,.1f}"
+
+
+def _plain(text: str) -> str:
+    """``text`` with control characters escaped (a name from a log may hold any)."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode() for char in text
+    )
