@@ -146,6 +146,10 @@ class OpMetrics(msgspec.Struct, gc=False):
     output_rows: int | float | str | None = None
     duration_seconds: int | float | str | None = None
     dag_node_id: int | float | str | None = None
+    cpu_seconds: int | float | str | None = None
+    """dj-observe's measured events: CPU seconds the op's own calls used."""
+    peak_rss_bytes: int | float | str | None = None
+    """dj-observe's measured events: the peak resident memory of the processes that ran it."""
 
 
 class FoldEvent(msgspec.Struct, kw_only=True, gc=False):

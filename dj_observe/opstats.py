@@ -31,6 +31,10 @@ class OpStats:
     """Durations of the completed runs that have one, ascending once :func:`op_stats` is done."""
     rows_in: int = 0
     rows_out: int = 0
+    cpu_seconds: float | None = None
+    """CPU seconds of the completed runs, where measured."""
+    peak_rss_bytes: int | None = None
+    """The largest peak resident memory of a process that ran a completed run."""
 
     def add(self, run: OpRun) -> None:
         self.runs += 1
@@ -44,6 +48,10 @@ class OpStats:
         if run.input_rows is not None and run.output_rows is not None:
             self.rows_in += run.input_rows
             self.rows_out += run.output_rows
+        if run.cpu_seconds is not None:
+            self.cpu_seconds = (self.cpu_seconds or 0.0) + run.cpu_seconds
+        if run.peak_rss_bytes is not None:
+            self.peak_rss_bytes = max(self.peak_rss_bytes or 0, run.peak_rss_bytes)
 
     @property
     def retention(self) -> float | None:

@@ -561,8 +561,12 @@ def _ops_section(data: _ReportData) -> str:
     head = (
         "<tr><th>#</th><th>Op</th><th>Runs</th><th>Completed</th><th>Failed</th>"
         "<th>p50</th><th>p95</th><th>Max</th><th>Rows in</th><th>Rows out</th>"
-        "<th>Retention</th></tr>"
+        "<th>Retention</th>"
     )
+    resources = any(stats.cpu_seconds is not None for stats in data.op_stats.values())
+    if resources:
+        head += "<th>CPU</th><th>Peak memory</th>"
+    head += "</tr>"
     rows = []
     for idx, name in enumerate(data.op_names):
         stats = data.op_stats[name]
@@ -580,6 +584,8 @@ def _ops_section(data: _ReportData) -> str:
             _num(stats.rows_out),
             _pct(stats.retention),
         ]
+        if resources:
+            cells += [_secs(stats.cpu_seconds), _bytes(stats.peak_rss_bytes)]
         tds = "".join(
             f"<td>{cell}</td>" if i == 1 else f'<td class="num">{cell}</td>'
             for i, cell in enumerate(cells)
@@ -588,8 +594,8 @@ def _ops_section(data: _ReportData) -> str:
         rows.append(f'<tr{failed_class} data-op="{_e(name)}">{tds}</tr>')
     table = f'<table class="ops">{head}{"".join(rows)}</table>'
     note = (
-        '<p class="muted">Durations, rows and retention (rows out / rows in) of the completed '
-        "runs.</p>"
+        '<p class="muted">Durations, rows, retention (rows out / rows in) and CPU of the '
+        "completed runs; peak memory is the largest of the processes that ran them.</p>"
     )
     return f"<h2>Ops</h2>{table}{note}{_funnel_svg(data)}"
 
@@ -694,6 +700,17 @@ def _secs(seconds: float | None) -> str:
 
 def _rel(data: _ReportData, seconds: float | None) -> str:
     return "-" if seconds is None else f"+{seconds:.3f}s"
+
+
+def _bytes(value: int | None) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def _num(value: int) -> str:

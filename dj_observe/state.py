@@ -115,6 +115,7 @@ class OpTable:
         "_names",
         "attempts",
         "checkpoint_time",
+        "cpu_seconds",
         "duration",
         "end_time",
         "errors",
@@ -125,6 +126,7 @@ class OpTable:
         "name",
         "output_rows",
         "partition",
+        "peak_rss",
         "start_time",
         "status",
     )
@@ -145,6 +147,8 @@ class OpTable:
         self.output_rows = array("q")
         self.attempts = array("q")
         self.measured = bytearray()  # 1: the run's numbers were measured where the op ran
+        self.cpu_seconds = array("d")
+        self.peak_rss = array("q")
         self.errors: dict[int, str] = {}
         self._names: dict[str, str] = {}  # one object per op name: less memory, pickled once
 
@@ -166,6 +170,8 @@ class OpTable:
         self.output_rows.extend(unset_int)
         self.attempts.extend(array("q", [0]) * block)
         self.measured.extend(bytes(block))
+        self.cpu_seconds.extend(unset_float)
+        self.peak_rss.extend(unset_int)
 
     def add(self, partition_id: int, name: str) -> int:
         """Append an empty run and return its slot."""
@@ -190,6 +196,8 @@ class OpTable:
             self.output_rows,
             self.attempts,
             self.measured,
+            self.cpu_seconds,
+            self.peak_rss,
         )
 
     def trim(self) -> None:
@@ -217,9 +225,9 @@ class OpTable:
     def forget_run(self, slot: int) -> None:
         """Clear what op events set on a run (not its checkpoint or position)."""
         self.status[slot] = Status.NOT_STARTED
-        for column in (self.start_time, self.end_time, self.duration):
+        for column in (self.start_time, self.end_time, self.duration, self.cpu_seconds):
             column[slot] = NAN
-        self.input_rows[slot] = self.output_rows[slot] = -1
+        self.input_rows[slot] = self.output_rows[slot] = self.peak_rss[slot] = -1
         self.attempts[slot] = 0
         self.errors.pop(slot, None)
 
@@ -262,6 +270,10 @@ class OpRun(NamedTuple):
     output_rows: int | None
     checkpoint_time: float | None
     error_message: str | None
+    cpu_seconds: float | None = None
+    """CPU seconds its own calls used, where dj-observe measured them."""
+    peak_rss_bytes: int | None = None
+    """Peak resident memory of the processes that ran it, where measured."""
 
 
 @dataclass(slots=True)
@@ -751,6 +763,7 @@ class JobState:
         placed = ops.name[slot] in self._placed
         complete = (
             placed
+            and not event.measured
             and event.duration is not None
             and event.input_rows is not None
             and event.output_rows is not None
@@ -773,6 +786,14 @@ class JobState:
             ops.output_rows[slot] = rows
         if not placed:
             self._op_position(event, slot, _FROM_OP_EVENT, metrics.dag_node_id)
+        if metrics.cpu_seconds is not None:
+            cpu = to_float(metrics.cpu_seconds)
+            if cpu is not None and cpu >= 0:
+                ops.cpu_seconds[slot] = cpu
+        if metrics.peak_rss_bytes is not None:
+            rss = to_int(metrics.peak_rss_bytes)
+            if rss is not None and rss >= 0:
+                ops.peak_rss[slot] = rss
         if status == _FAILED:
             ops.errors[slot] = _clean_error(event.error_message or text(event.message)) or "failed"
         return slot
@@ -976,11 +997,11 @@ class JobState:
             return
         if their_ops.status[their_slot] != Status.NOT_STARTED:
             ops.status[slot] = their_ops.status[their_slot]
-        for column in ("start_time", "end_time", "duration"):
+        for column in ("start_time", "end_time", "duration", "cpu_seconds"):
             value = getattr(their_ops, column)[their_slot]
             if _is_set(value):
                 getattr(ops, column)[slot] = value
-        for column in ("input_rows", "output_rows"):
+        for column in ("input_rows", "output_rows", "peak_rss"):
             value = getattr(their_ops, column)[their_slot]
             if value >= 0:
                 getattr(ops, column)[slot] = value
@@ -1209,6 +1230,8 @@ class JobState:
         rows_in = ops.input_rows[slot]
         rows_out = ops.output_rows[slot]
         checkpoint = ops.checkpoint_time[slot]
+        cpu = ops.cpu_seconds[slot]
+        rss = ops.peak_rss[slot]
         return OpRun(
             ops.partition[slot],
             ops.name[slot],
@@ -1221,6 +1244,8 @@ class JobState:
             rows_out if ended and rows_out >= 0 else None,
             checkpoint if checkpoint == checkpoint else None,
             error,
+            cpu if ended and cpu == cpu else None,
+            rss if ended and rss >= 0 else None,
         )
 
 

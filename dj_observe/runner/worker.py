@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dj_observe.procstats import peak_rss_bytes
 from dj_observe.runner.ops import build_op
 
 __all__ = ["SegmentResult", "SegmentTask", "checkpoint_path", "run_segment"]
@@ -119,7 +120,7 @@ def run_segment(task: SegmentTask) -> Iterator[dict[str, Any] | SegmentResult]:
             retry_count=task.attempt - 1,
             message=f"Operation {name} (idx {index}) started on partition {task.partition_id}",
         )
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             if index in task.fail_at:
                 raise RuntimeError(task.fail_at[index])
@@ -155,6 +156,10 @@ def run_segment(task: SegmentTask) -> Iterator[dict[str, Any] | SegmentResult]:
             duration=duration,
             input_rows=rows_in,
             output_rows=table.num_rows,
+            metadata={
+                "cpu_seconds": round(time.process_time() - cpu, 6),
+                "peak_rss_bytes": peak_rss_bytes(),
+            },
             message=f"Operation {name} (idx {index}) completed on partition "
             f"{task.partition_id} - {rows_in}\u2192{table.num_rows} rows in "
             f"{duration:.3f}s",

@@ -98,6 +98,7 @@ class MetricsSink:
         self.pipeline = pipeline
         self._pipelines: dict[str, str] = {}
         self._ops: dict[str, set[str]] = {}
+        self._peak_rss: dict[tuple[str, str], int] = {}
         self._series: dict[str, set[tuple[object, tuple[str, ...]]]] = {}
         self._children: dict[tuple[Any, ...], Any] = {}
         reg = self.registry
@@ -154,6 +155,18 @@ class MetricsSink:
         self.ops_failed = Counter(
             "dj_ops_failed", "Op runs that failed.", [*_JOB, "op"], registry=reg
         )
+        self.op_cpu = Counter(
+            "dj_op_cpu_seconds",
+            "CPU seconds of completed op runs, where measured.",
+            [*_JOB, "op"],
+            registry=reg,
+        )
+        self.op_peak_rss = Gauge(
+            "dj_op_peak_rss_bytes",
+            "Largest peak resident memory of a process that ran the op, where measured.",
+            [*_JOB, "op"],
+            registry=reg,
+        )
         self.ops_running = Gauge(
             "dj_ops_running", "Op runs in progress.", [*_JOB, "op"], registry=reg
         )
@@ -209,6 +222,7 @@ class MetricsSink:
         self._children = {key: child for key, child in self._children.items() if key[1] != job}
         self._pipelines.pop(job, None)
         self._ops.pop(job, None)
+        self._peak_rss = {key: peak for key, peak in self._peak_rss.items() if key[0] != job}
 
     # -- the sink ------------------------------------------------------------------
 
@@ -307,6 +321,13 @@ class MetricsSink:
                 self._child(self.op_rows_in, job, op).inc(run.input_rows)
             if run.output_rows:
                 self._child(self.op_rows_out, job, op).inc(run.output_rows)
+            if run.cpu_seconds is not None:
+                self._child(self.op_cpu, job, op).inc(run.cpu_seconds)
+            if run.peak_rss_bytes is not None:
+                key = (job, op)
+                peak = max(self._peak_rss.get(key, 0), run.peak_rss_bytes)
+                self._peak_rss[key] = peak
+                self._child(self.op_peak_rss, job, op).set(peak)
             if run.duration is not None:
                 span = op_run_span_id(job, state, slot)
                 exemplar = {"trace_id": trace_id_hex(job), "span_id": f"{span:016x}"}

@@ -313,6 +313,10 @@ class TraceSink:
             attributes["dj.rows.in"] = run.input_rows
         if run.output_rows is not None:
             attributes["dj.rows.out"] = run.output_rows
+        if run.cpu_seconds is not None:
+            attributes["dj.op.cpu_seconds"] = run.cpu_seconds
+        if run.peak_rss_bytes is not None:
+            attributes["dj.op.peak_rss_bytes"] = run.peak_rss_bytes
         parent = partition_span_id(job, run.partition_id, part.attempts)
         self._submit(
             name=run.operation_name,

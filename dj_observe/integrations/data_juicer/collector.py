@@ -57,6 +57,7 @@ class OpRunTotals:
     last_end: float | None = None
     error: str | None = None
     stack_trace: str | None = None
+    peak_rss_bytes: int = 0
     started: bool = False
     ended: bool = False
 
@@ -77,6 +78,7 @@ class OpRunTotals:
             self.first_start = tally.first_start
         if self.last_end is None or tally.last_end > self.last_end:
             self.last_end = tally.last_end
+        self.peak_rss_bytes = max(self.peak_rss_bytes, tally.peak_rss_bytes)
         if tally.error is not None:
             self.error, self.stack_trace = tally.error, tally.stack_trace
 
@@ -204,6 +206,7 @@ class Collector:
         end = run.last_end if run.last_end is not None else now
         metadata = {
             "cpu_seconds": round(run.cpu_seconds, 6),
+            "peak_rss_bytes": run.peak_rss_bytes or None,
             "first_call": run.first_start,
             "last_call": run.last_end,
         }

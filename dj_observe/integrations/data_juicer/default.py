@@ -23,6 +23,7 @@ from dj_observe.integrations.data_juicer.single_partition import (
     SinglePartitionWatch,
     guard_run,
 )
+from dj_observe.procstats import peak_rss_bytes
 
 __all__ = ["DefaultWatch", "watch"]
 
@@ -72,7 +73,10 @@ class DefaultWatch(SinglePartitionWatch):
             duration=time.time() - started,
             input_rows=rows_in,
             output_rows=_rows(result),
-            metadata={"cpu_seconds": round(time.process_time() - cpu, 6)},
+            metadata={
+                "cpu_seconds": round(time.process_time() - cpu, 6),
+                "peak_rss_bytes": peak_rss_bytes(),
+            },
             **fields,
         )
         return result

@@ -25,6 +25,8 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from dj_observe.procstats import peak_rss_bytes
+
 __all__ = ["FLUSH_INTERVAL", "MeasuredFn", "Step", "Tally", "measured_class"]
 
 FLUSH_INTERVAL = 0.1
@@ -56,6 +58,7 @@ class Tally(msgspec.Struct, array_like=True):
     last_end: float = 0.0
     error: str | None = None
     stack_trace: str | None = None
+    peak_rss_bytes: int = 0
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -118,7 +121,9 @@ class _Tallies:
         with self.lock:
             pending, self.pending = self.pending, {}
             by_directory: dict[str, list[bytes]] = {}
+            peak = peak_rss_bytes() if pending else 0
             for step, tally in pending.items():
+                tally.peak_rss_bytes = peak
                 by_directory.setdefault(step.directory, []).append(_ENCODER.encode(tally))
             for directory, lines in by_directory.items():
                 with contextlib.suppress(OSError):  # never the job's problem
