@@ -43,44 +43,53 @@ Emit = Callable[..., None]
 
 @dataclass
 class OpRunTotals:
-    """One op run on one partition, added up from its steps' tallies."""
+    """One op run on one partition: the latest totals of every copy of its functions."""
 
     partition_id: int
     op_name: str
     op_idx: int
     steps: int = 0
-    rows_in: dict[int, int] = field(default_factory=dict)  # by step
-    rows_out: dict[int, int] = field(default_factory=dict)
-    seconds: float = 0.0
-    cpu_seconds: float = 0.0
-    first_start: float | None = None
-    last_end: float | None = None
-    error: str | None = None
-    stack_trace: str | None = None
-    peak_rss_bytes: int = 0
+    copies: dict[tuple[str, int], Tally] = field(default_factory=dict)  # (file, copy) -> latest
     started: bool = False
     ended: bool = False
 
+    def rows_in_at(self, step: int) -> int:
+        return sum(tally.rows_in for tally in self.copies.values() if tally.step == step)
+
+    def rows_out_at(self, step: int) -> int:
+        return sum(tally.rows_out for tally in self.copies.values() if tally.step == step)
+
     @property
     def input_rows(self) -> int:
-        return self.rows_in.get(0, 0)
+        return self.rows_in_at(0)
 
     @property
     def output_rows(self) -> int:
-        return self.rows_out.get(self.steps - 1, 0) if self.steps else 0
+        return self.rows_out_at(self.steps - 1) if self.steps else 0
 
-    def add(self, tally: Tally) -> None:
-        self.rows_in[tally.step] = self.rows_in.get(tally.step, 0) + tally.rows_in
-        self.rows_out[tally.step] = self.rows_out.get(tally.step, 0) + tally.rows_out
-        self.seconds += tally.seconds
-        self.cpu_seconds += tally.cpu_seconds
-        if self.first_start is None or tally.first_start < self.first_start:
-            self.first_start = tally.first_start
-        if self.last_end is None or tally.last_end > self.last_end:
-            self.last_end = tally.last_end
-        self.peak_rss_bytes = max(self.peak_rss_bytes, tally.peak_rss_bytes)
-        if tally.error is not None:
-            self.error, self.stack_trace = tally.error, tally.stack_trace
+    @property
+    def seconds(self) -> float:
+        return sum(tally.seconds for tally in self.copies.values())
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(tally.cpu_seconds for tally in self.copies.values())
+
+    @property
+    def first_start(self) -> float | None:
+        return min((tally.first_start for tally in self.copies.values()), default=None)
+
+    @property
+    def last_end(self) -> float | None:
+        return max((tally.last_end for tally in self.copies.values()), default=None)
+
+    @property
+    def peak_rss_bytes(self) -> int:
+        return max((tally.peak_rss_bytes for tally in self.copies.values()), default=0)
+
+    @property
+    def failure(self) -> Tally | None:
+        return next((tally for tally in self.copies.values() if tally.error is not None), None)
 
 
 class Collector:
@@ -100,7 +109,7 @@ class Collector:
         self.thread.start()
 
     def plan(self, partition_id: int, op_name: str, op_idx: int, steps: int) -> None:
-        """The driver handed ``steps`` functions of this op run to Ray Data."""
+        """The driver is handing (``steps`` so far) functions of this op run to Ray Data."""
         with self.lock:
             run = self.runs.get((partition_id, op_name))
             if run is None or run.ended:  # a retry runs again
@@ -174,13 +183,13 @@ class Collector:
             self.offsets[name] = offset + whole
             for line in data[:whole].splitlines():
                 with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-                    self._add(_DECODER.decode(line))
+                    self._add(name, _DECODER.decode(line))
 
-    def _add(self, tally: Tally) -> None:
+    def _add(self, file: str, tally: Tally) -> None:
         run = self.runs.get((tally.partition_id, tally.op_name))
         if run is None or run.ended:
             return  # not planned by this driver, or a late tally of an ended run
-        run.add(tally)
+        run.copies[(file, tally.copy)] = tally
         if not run.started:
             run.started = True
             self.emit(
@@ -193,7 +202,7 @@ class Collector:
 
     def _end(self, run: OpRunTotals, failing: bool) -> None:
         run.ended = True
-        if failing and run.error is None:
+        if failing and run.failure is None:
             return
         fields = {
             "partition_id": run.partition_id,
@@ -210,16 +219,17 @@ class Collector:
             "first_call": run.first_start,
             "last_call": run.last_end,
         }
-        if run.error is not None:
-            self.last_error = run.error
+        failure = run.failure
+        if failure is not None:
+            self.last_error = failure.error
             self.emit(
                 "op_failed",
                 timestamp=end,
                 status="failed",
                 duration=run.seconds,
                 input_rows=run.input_rows,
-                error_message=run.error,
-                stack_trace=run.stack_trace,
+                error_message=failure.error,
+                stack_trace=failure.stack_trace,
                 metadata=metadata,
                 **fields,
             )
@@ -238,16 +248,15 @@ class Collector:
 
 def _consistent(runs: list[OpRunTotals], expected_input: int | None, failing: bool) -> bool:
     """Whether the tallies of a partition's open runs add up: nothing is still on its way."""
-    if not runs or any(run.error is not None for run in runs):
+    if not runs or any(run.failure is not None for run in runs):
         return True  # a worker appends its failure at once
     if failing:
         return False  # the failure's tally may still be on its way
+    if expected_input != 0 and any(not run.copies for run in runs):
+        return False  # a run none of whose calls arrived yet
     if expected_input is not None and runs[0].input_rows != expected_input:
         return False
     for run in runs:
-        if any(
-            run.rows_out.get(step, 0) != run.rows_in.get(step + 1, 0)
-            for step in range(run.steps - 1)
-        ):
+        if any(run.rows_out_at(step) != run.rows_in_at(step + 1) for step in range(run.steps - 1)):
             return False
     return all(before.output_rows == after.input_rows for before, after in itertools.pairwise(runs))

@@ -88,12 +88,13 @@ class RayMeasurer:
         plan = _OpPlan(str(self.directory), current_partition(), name, self.positions.get(name, -1))
         outer = getattr(_planning, "op", None)
         _planning.op = plan
+        # Planned before the build: some ops run their functions while they build it.
+        self.collector.plan(plan.partition_id, name, plan.idx, 0)
         try:
             return build()
         finally:
             _planning.op = outer
-            if plan.steps:
-                self.collector.plan(plan.partition_id, name, plan.idx, plan.steps)
+            self.collector.plan(plan.partition_id, name, plan.idx, plan.steps)
 
     def before(self, record: dict[str, Any]) -> None:
         """Settle the runs Data-Juicer's event says ended; at the job's end, all of them."""
