@@ -85,7 +85,8 @@ def write_known_dataset(path: Path) -> Path:
 
 def write_executor_config(root: Path, executor: str) -> Path:
     """The known pipeline for ``executor`` (``ray_partitioned``: 2 partitions, checkpoint
-    groups of two ops); jobs land in ``root/outputs/<job_id>``."""
+    groups of two ops; ``default``: with Data-Juicer's resource monitor); jobs land in
+    ``root/outputs/<job_id>``."""
     plugins = root / "plugins"
     plugins.mkdir(exist_ok=True)
     (plugins / "djx_fail_ops.py").write_text(FAIL_OP_SOURCE)
@@ -102,7 +103,7 @@ def write_executor_config(root: Path, executor: str) -> Path:
         f"executor_type: {executor}\n"
         f"custom_operator_paths: [{plugins / 'djx_fail_ops.py'}]\n"
         "skip_op_error: false\n"
-        "open_monitor: false\n"
+        f"open_monitor: {'true' if executor == 'default' else 'false'}\n"
         "partition:\n  mode: manual\n  num_of_partitions: 2\n"
         "checkpoint:\n  enabled: true\n  strategy: every_n_ops\n  n_ops: 2\n"
         "event_logging:\n  enabled: true\n"

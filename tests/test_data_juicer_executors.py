@@ -10,6 +10,7 @@ the op spans, and the failure in each.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,15 @@ def test_what_data_juicer_knows_of_the_job_reaches_the_views(runs, executor, tmp
     page = tmp_path / "report.html"
     assert main(["report", str(job.job_dir), "-o", str(page)]) == 0
     assert f"<td>known-{executor}</td>" in page.read_text()
+
+
+def test_data_juicers_own_monitor_figures_come_with_each_op(runs):
+    """``open_monitor`` samples the machine while each op runs: kept with the op's end."""
+    job = runs[("default", "ok")]
+    (ours,) = job.job_dir.glob("events_*.measured.jsonl")
+    ends = [json.loads(line) for line in ours.read_text().splitlines() if '"op_complete"' in line]
+    assert len(ends) == len(KNOWN_OPS)
+    for end in ends:
+        figures = end["metadata"]["monitor"]
+        assert 0 <= figures["cpu_utilization_avg"] <= figures["cpu_utilization_max"] <= 1
+        assert 0 < figures["memory_utilization_max"] <= 1

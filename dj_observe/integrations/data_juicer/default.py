@@ -29,6 +29,7 @@ __all__ = ["DefaultWatch", "watch"]
 
 _OP_CLASSES = ("OP", "Mapper", "Filter", "Deduplicator", "Selector", "Grouper", "Aggregator")
 _active = threading.local()  # .runs: the ops of the NestedDataset.process call in progress
+_monitored = threading.local()  # .active, .complete: an op run inside Monitor.monitor_func
 _current: DefaultWatch | None = None
 
 
@@ -66,20 +67,29 @@ class DefaultWatch(SinglePartitionWatch):
                 **fields,
             )
             raise
-        self._safely(
-            self.emit,
-            "op_complete",
-            status="success",
-            duration=time.time() - started,
-            input_rows=rows_in,
-            output_rows=_rows(result),
-            metadata={
+        complete = {
+            "status": "success",
+            "duration": time.time() - started,
+            "input_rows": rows_in,
+            "output_rows": _rows(result),
+            "metadata": {
                 "cpu_seconds": round(time.process_time() - cpu, 6),
                 "peak_rss_bytes": peak_rss_bytes(),
             },
             **fields,
-        )
+        }
+        if getattr(_monitored, "active", False):
+            _monitored.complete = complete  # sent with Data-Juicer's monitor figures
+        else:
+            self._safely(self.emit, "op_complete", **complete)
         return result
+
+    def monitored(self, complete: dict[str, Any], utilisation: Any) -> None:
+        """The op's end, with what Data-Juicer's own monitor sampled while it ran."""
+        figures = monitor_figures(utilisation)
+        if figures:
+            complete["metadata"]["monitor"] = figures
+        self._safely(self.emit, "op_complete", **complete)
 
     def _safely(self, call: Callable[..., None], *args: Any, **kwargs: Any) -> None:
         try:
@@ -91,10 +101,12 @@ class DefaultWatch(SinglePartitionWatch):
 def watch(executor: Any, event_logger: Any, adapter: Adapter) -> DefaultWatch:
     """Measure ``executor``'s op runs from now on."""
     global _current
+    from data_juicer.core import monitor
     from data_juicer.core.data import dj_dataset
     from data_juicer.ops import base_op
 
     wrap(dj_dataset.NestedDataset, "process", _wrap_process)
+    wrap(monitor.Monitor, "monitor_func", _wrap_monitor_func)
     for name in _OP_CLASSES:
         wrap(getattr(base_op, name), "run", _wrap_run)
     _current = DefaultWatch(event_logger, adapter)
@@ -125,6 +137,46 @@ def _wrap_run(original: Callable[..., Any]) -> Callable[..., Any]:
         return watch.measure(self, idx, lambda *a, **k: original(self, *a, **k), args, kwargs)
 
     return run
+
+
+def _wrap_monitor_func(original: Callable[..., Any]) -> Callable[..., Any]:
+    def monitor_func(func: Any, args: Any = None, sample_interval: float = 0.5) -> Any:
+        _monitored.active, _monitored.complete = True, None
+        try:
+            ret, utilisation = original(func, args, sample_interval)
+        finally:
+            _monitored.active = False
+        complete, watch = _monitored.complete, _current
+        if complete is not None and watch is not None:
+            watch.monitored(complete, utilisation)
+        return ret, utilisation
+
+    return monitor_func
+
+
+_MONITOR_FIELDS = {  # Data-Juicer's sample key -> ours (averaged and maxed over the op's run)
+    "CPU util.": "cpu_utilization",
+    "Mem. util.": "memory_utilization",
+    "GPU util.": "gpu_utilization",
+}
+
+
+def monitor_figures(utilisation: Any) -> dict[str, float]:
+    """Average and peak of the machine's CPU, memory and GPU use while the op ran, from
+    the samples of Data-Juicer's ``Monitor`` (fractions of 1; GPUs pooled)."""
+    samples = utilisation.get("resource") if isinstance(utilisation, dict) else None
+    values: dict[str, list[float]] = {}
+    for sample in samples if isinstance(samples, list) else []:
+        for key, name in _MONITOR_FIELDS.items():
+            value = sample.get(key) if isinstance(sample, dict) else None
+            for number in value if isinstance(value, list) else [value]:
+                if isinstance(number, (int, float)) and not isinstance(number, bool):
+                    values.setdefault(name, []).append(float(number))
+    figures = {}
+    for name, numbers in values.items():
+        figures[f"{name}_avg"] = round(sum(numbers) / len(numbers), 4)
+        figures[f"{name}_max"] = round(max(numbers), 4)
+    return figures
 
 
 def _rows(dataset: Any) -> int | None:
