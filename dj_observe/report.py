@@ -68,6 +68,11 @@ FAILED_COLOR = "#d62728"
 PHASE_COLOR = "#9e9e9e"
 """Phases outside the ops (dataset load, partitioning, checkpoint writes, export)."""
 PHASE_LANE = 20
+FOLD_BEFORE_OPS = 0.3
+"""Fold the time before the first op run into the timeline's lead when it is more than this
+share of the job's span."""
+LEAD_WIDTH = 110
+FAILED_MIN_WIDTH = 6.0
 
 PLOT_WIDTH = 1000
 LABEL_WIDTH = 90
@@ -96,6 +101,8 @@ width:12px;height:12px;margin-right:4px;vertical-align:-1px;border-radius:2px}
 svg{max-width:100%;height:auto;font:11px sans-serif}svg text{fill:#333}
 .timeline .grid{stroke:#e6e6e6}.timeline .row-bg{fill:#fafafa}
 .timeline text.phase-label{fill:#fff;font-size:10px}
+.timeline .folded line{stroke:#777;stroke-dasharray:3 2}.failed-mark{stroke:#fff;stroke-width:1.6}
+.funnel text{font-size:13px}
 rect.op{stroke:#fff;stroke-width:0.3}rect.op.failed{stroke:#7f0000;stroke-width:1}
 rect.op.running{opacity:0.55}
 .checkpoint{fill:#222}.resume{stroke:#6a1b9a;stroke-width:2}.resume-mark{fill:#6a1b9a}
@@ -389,10 +396,41 @@ def _timeline_section(data: _ReportData, shown: list[int]) -> str:
     )
 
 
+@dataclass
+class _Axis:
+    """Seconds from the job's start to x.  When the job spent most of its time before its
+    first op run (loading, partitioning), that stretch is folded into the first ``lead``
+    pixels, so the op runs get the width."""
+
+    view: float
+    """Where the plot proper starts (seconds from the job's start)."""
+    scale: float
+    lead: float
+
+    @classmethod
+    def of(cls, data: _ReportData, span: float) -> _Axis:
+        starts = [
+            run.start_time
+            for part in data.state.partitions.values()
+            for run in data.state.op_runs(part)
+            if run.start_time is not None
+        ]
+        first = data.rel(min(starts)) if starts else None
+        if first is None or first < FOLD_BEFORE_OPS * span:
+            return cls(0.0, PLOT_WIDTH / span, 0.0)
+        view = max(0.0, first - 0.03 * (span - first))
+        return cls(view, (PLOT_WIDTH - LEAD_WIDTH) / max(span - view, 1e-6), LEAD_WIDTH)
+
+    def x(self, seconds: float) -> float:
+        if seconds < self.view:
+            return LABEL_WIDTH + self.lead * max(seconds, 0.0) / self.view
+        return LABEL_WIDTH + self.lead + (seconds - self.view) * self.scale
+
+
 def _timeline_svg(data: _ReportData, shown: list[int]) -> str:
     assert data.origin is not None and data.horizon is not None
     span = max(data.horizon - data.origin, 1e-6)
-    scale = PLOT_WIDTH / span
+    axis = _Axis.of(data, span)
     row = _row_height(len(shown))
     bar = _bar_height(len(shown))
     labels = row >= 10
@@ -404,18 +442,27 @@ def _timeline_svg(data: _ReportData, shown: list[int]) -> str:
         f'<svg class="timeline" viewBox="0 0 {width} {height}" width="{width}" '
         f'height="{height}" role="img" aria-label="timeline of partitions and ops">'
     ]
-    step = _nice_step(span)
-    ticks = int(span / step) + 1
-    for i in range(ticks):
-        x = LABEL_WIDTH + i * step * scale
+    step = _nice_step(span - axis.view)
+    first_tick = math.ceil(axis.view / step) if axis.lead else 0
+    for i in range(first_tick, int(span / step) + 1):
+        x = axis.x(i * step)
         out.append(
             f'<line class="grid" x1="{x:.1f}" y1="{AXIS_HEIGHT - 4}" x2="{x:.1f}" '
             f'y2="{height}"/><text x="{x:.1f}" y="{AXIS_HEIGHT - 10}" '
             f'text-anchor="middle">{_seconds(i * step, step)}</text>'
         )
+    if axis.lead:
+        x = axis.x(axis.view)
+        out.append(
+            f'<g class="folded"><line x1="{x:.1f}" y1="{AXIS_HEIGHT - 4}" x2="{x:.1f}" '
+            f'y2="{height}"/><text x="{LABEL_WIDTH + axis.lead / 2:.1f}" '
+            f'y="{AXIS_HEIGHT - 10}" text-anchor="middle">first {_secs(axis.view)}, folded</text>'
+            f"<title>{_e(f'the first {_secs(axis.view)}, before the first op run, drawn narrower')}"
+            "</title></g>"
+        )
     state = data.state
     if job_phases:
-        out.append(_phase_lane(data, job_phases, scale))
+        out.append(_phase_lane(data, job_phases, axis))
     by_partition: dict[int, list[PhaseRun]] = {}
     for phase in state.phases:
         if phase.partition_id is not None:
@@ -440,34 +487,34 @@ def _timeline_svg(data: _ReportData, shown: list[int]) -> str:
         out.append(f"<title>{_e(_partition_title(part, status))}</title>")
         top = y + (row - bar) / 2
         for run in state.op_runs(part):
-            out.append(_op_rect(data, run, top, bar, scale))
+            out.append(_op_rect(data, run, top, bar, axis))
         for phase in by_partition.get(pid, ()):
-            out.append(_phase_rect(data, phase, top + bar * 0.6, bar * 0.4, scale, label=False))
-        out.extend(_markers(data, part, run_top=top, bar=bar, scale=scale))
+            out.append(_phase_rect(data, phase, top + bar * 0.6, bar * 0.4, axis, label=False))
+        out.extend(_markers(data, part, run_top=top, bar=bar, axis=axis))
         out.append("</g>")
     out.append("</svg>")
     return "".join(out)
 
 
-def _phase_lane(data: _ReportData, phases: list[PhaseRun], scale: float) -> str:
+def _phase_lane(data: _ReportData, phases: list[PhaseRun], axis: _Axis) -> str:
     """The job's own phases, labelled, in a lane above the partitions."""
     y = AXIS_HEIGHT + 2
     out = [
         f'<g class="phases"><text x="{LABEL_WIDTH - 6}" y="{y + 13}" text-anchor="end">job</text>'
     ]
-    out.extend(_phase_rect(data, phase, y, PHASE_LANE - 6, scale, label=True) for phase in phases)
+    out.extend(_phase_rect(data, phase, y, PHASE_LANE - 6, axis, label=True) for phase in phases)
     out.append("</g>")
     return "".join(out)
 
 
 def _phase_rect(
-    data: _ReportData, phase: PhaseRun, top: float, height: float, scale: float, *, label: bool
+    data: _ReportData, phase: PhaseRun, top: float, height: float, axis: _Axis, *, label: bool
 ) -> str:
     start, end = data.rel(phase.start_time), data.rel(phase.end_time)
     if start is None:
         return ""
     end = max(start, end if end is not None else data.rel(data.horizon) or start)
-    x, w = LABEL_WIDTH + start * scale, max(1.0, (end - start) * scale)
+    x, w = axis.x(start), max(1.0, axis.x(end) - axis.x(start))
     fill = FAILED_COLOR if phase.failed else PHASE_COLOR
     name = phase.name.replace("_", " ")
     where = "" if phase.partition_id is None else f" of partition {phase.partition_id}"
@@ -496,7 +543,7 @@ def _bar_height(rows: int) -> int:
     return max(2, row - 4 if row > 5 else row - 1)
 
 
-def _op_rect(data: _ReportData, run: OpRun, top: float, bar: float, scale: float) -> str:
+def _op_rect(data: _ReportData, run: OpRun, top: float, bar: float, axis: _Axis) -> str:
     start = data.rel(run.start_time)
     end = data.rel(run.end_time)
     running = run.status == Status.IN_PROGRESS
@@ -507,28 +554,35 @@ def _op_rect(data: _ReportData, run: OpRun, top: float, bar: float, scale: float
     if end is None:
         end = data.rel(data.horizon) if running else start + (run.duration or 0.0)
     end = max(end or start, start)
-    x = LABEL_WIDTH + start * scale
+    x = axis.x(start)
     failed = run.status == Status.FAILED
-    w = max(2.0 if failed else 1.0, (end - start) * scale)
+    w = max(FAILED_MIN_WIDTH if failed else 1.0, axis.x(end) - x)
     classes = "op failed" if failed else "op running" if running else "op"
     fill = FAILED_COLOR if failed else data.color(run.operation_name)
-    return (
+    rect = (
         f'<rect class="{classes}" data-op="{_e(run.operation_name)}" x="{x:.2f}" '
         f'y="{top:.1f}" width="{w:.2f}" height="{bar}" fill="{fill}">'
         f"<title>{_e(_run_title(data, run))}</title></rect>"
     )
+    if failed and bar >= CHECKPOINT_MIN_BAR:  # a cross over it: seen at a glance
+        cx, cy, r = x + w / 2, top + bar / 2, min(bar / 2, 4.0)
+        rect += (
+            f'<path class="failed-mark" d="M{cx - r:.1f} {cy - r:.1f}L{cx + r:.1f} {cy + r:.1f}'
+            f'M{cx + r:.1f} {cy - r:.1f}L{cx - r:.1f} {cy + r:.1f}"/>'
+        )
+    return rect
 
 
 def _markers(
-    data: _ReportData, part: PartitionState, *, run_top: float, bar: float, scale: float
+    data: _ReportData, part: PartitionState, *, run_top: float, bar: float, axis: _Axis
 ) -> list[str]:
     out: list[str] = []
-    size = max(1.5, min(3.5, bar / 3))
+    size = max(1.5, min(3.0, bar / 4))
     for run in data.state.op_runs(part) if bar >= CHECKPOINT_MIN_BAR else ():
         at = data.rel(run.checkpoint_time)
         if at is None:
             continue
-        x, y = LABEL_WIDTH + at * scale, run_top + bar / 2
+        x, y = axis.x(at), run_top + size  # on the bar's top edge: the bar stays visible
         out.append(
             f'<path class="checkpoint" d="M{x:.2f} {y - size:.2f}l{size:.2f} {size:.2f}'
             f'l-{size:.2f} {size:.2f}l-{size:.2f} -{size:.2f}z">'
@@ -538,7 +592,7 @@ def _markers(
     if part.resumed:
         at = data.rel(part.start_time)
         if at is not None:
-            x = LABEL_WIDTH + at * scale
+            x = axis.x(at)
             where = (
                 f" from checkpoint of op {part.loaded_checkpoint_idx}"
                 if part.loaded_checkpoint_idx is not None

@@ -11,6 +11,7 @@ the op spans, and the failure in each.
 from __future__ import annotations
 
 import json
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,22 @@ def test_data_juicers_own_monitor_figures_come_with_each_op(runs):
         figures = end["metadata"]["monitor"]
         assert 0 <= figures["cpu_utilization_avg"] <= figures["cpu_utilization_max"] <= 1
         assert 0 < figures["memory_utilization_max"] <= 1
+
+
+OP_SERIES = ("dj_op_rows_in_total", "dj_op_rows_out_total", "dj_ops_completed_total")
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_replay_of_the_directory_gives_the_live_op_numbers(runs, executor):
+    """Data-Juicer's log and the measured one together, counted once: as the job showed."""
+    job = runs[(executor, "ok")]
+    out = StringIO()
+    assert main(["replay", str(job.job_dir)], stdout=out) == 0
+    replayed, live = samples(out.getvalue()), samples(job.metrics)
+    labels = {"job_id": f"{executor}-ok", "pipeline": f"known-{executor}"}
+    for name in OP_SERIES:
+        for op in KNOWN_OPS:
+            assert sample(replayed, name, op=op, **labels) == sample(live, name, op=op, **labels)
+    for op in KNOWN_OPS:
+        count = "dj_op_duration_seconds_count"
+        assert sample(replayed, count, op=op, **labels) == PARTITIONS[executor]
