@@ -11,6 +11,7 @@ the op spans, and the failure in each.
 from __future__ import annotations
 
 import json
+import threading
 from io import StringIO
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def _ended(job_id: str):
 
 LIVE: list[tuple[float, dict]] = []
 """The default run's scrapes while its slow op ran, each with a snapshot taken then."""
+WATCHED = StringIO()
+"""What ``dj-observe watch`` printed (piped) while the default run ran."""
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +57,26 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Obse
         config = write_executor_config(root, executor)
         job_id = f"{executor}-ok"
 
-        def during(found, job_id=job_id):
+        watching: list[threading.Thread] = []
+
+        def during(found, job_id=job_id, executor=executor, watching=watching):
             running = any_sample(found, "dj_ops_running", job_id=job_id, op=SLOW_OP)
+            if executor != "default":
+                return
+            job_dir = root / "outputs" / job_id
+            if not watching and job_dir.is_dir():
+                argv = ["watch", str(job_dir), "--interval", "0.2"]
+                watching.append(threading.Thread(target=main, args=(argv, WATCHED)))
+                watching[0].start()
             if running and len(LIVE) < 3:  # the slow op runs now: the snapshot says so too
-                LIVE.append((running, snapshot_doc(root / "outputs" / job_id)))
+                LIVE.append((running, snapshot_doc(job_dir)))
 
         slow = {"DJX_SLEEP": str(SLOW_SECONDS)} if executor == "default" else {}
         seen[(executor, "ok")] = observe(
             root, config, job_id, _ended(job_id), during=during, **slow
         )
+        for thread in watching:
+            thread.join(60)
         job_id = f"{executor}-fail"
         seen[(executor, "fail")] = observe(
             root, config, job_id, _ended(job_id), DJX_FAIL_IDS=str(KNOWN_FAIL_ROW)
@@ -132,6 +146,8 @@ def test_a_long_op_is_seen_running_while_it_runs(runs):
     assert running == 1
     (slow,) = _runs_by_op(doc)[SLOW_OP]
     assert slow["status"] == doc["overall_status"] == "in_progress"
+    assert f"running p0:{SLOW_OP}" in WATCHED.getvalue()
+    assert "partitions 1/1" in WATCHED.getvalue().splitlines()[-1]
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
