@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import gzip
+import io
 import json
 import math
 import os
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterable
@@ -179,6 +181,13 @@ def log_lines(job_dir: Path) -> list[bytes]:
 LOOPBACK = "127.0.0.1"
 WAIT_SECONDS = 10.0
 """Upper bound of every wait on a real component (a healthy one answers in milliseconds)."""
+
+
+class TtyStringIO(io.StringIO):
+    """A stream that claims to be a terminal, so rich (and ``watch``'s Live) treat it as one."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 def free_port() -> int:
@@ -475,7 +484,7 @@ def promtool_check_metrics(text: str) -> subprocess.CompletedProcess[str]:
 class Pushgateway:
     """A real ``prometheus-pushgateway`` on a loopback port, with its persistence file."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *flags: str) -> None:
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.log = workdir / "pushgateway.log"
@@ -485,6 +494,7 @@ class Pushgateway:
                     binary("prometheus-pushgateway"),
                     f"--web.listen-address={LOOPBACK}:{self.port}",
                     f"--persistence.file={workdir / 'pushgateway.persist'}",
+                    *flags,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -500,6 +510,8 @@ class Pushgateway:
         try:
             with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
                 return response.status == 200
+        except urllib.error.HTTPError as exc:
+            return exc.code == 401  # up, and asking for the credentials it was given
         except OSError:
             return False
 
