@@ -219,7 +219,22 @@ class ObservabilityHook:
                 pass
             else:
                 if not self.redact.plain(
-                    event.metadata, event.op_args, event.partition_meta, event.config
+                    event.metadata,
+                    event.op_args,
+                    event.partition_meta,
+                    event.config,
+                    texts=(
+                        event.message,
+                        event.error_message,
+                        event.stack_trace,
+                        event.checkpoint_path,
+                        event.output_path,
+                        event.operation_name,
+                        event.job_id,
+                        event.event_id,
+                        event.status,
+                        event.error_type,
+                    ),
                 ):
                     event = msgspec.convert(self.redact(record), Event, strict=False)
                 return _ENCODER.encode(event) + b"\n", event
