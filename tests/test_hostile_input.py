@@ -344,3 +344,84 @@ def test_pushgateway_url_credentials_are_sent_as_basic_auth(tmp_path):
         assert PUSH_PASSWORD not in logged
     finally:
         gateway.stop()
+
+
+# -- side files ----------------------------------------------------------------------------
+
+SIDE_FILES = {
+    "job_summary.json": "job_summary.json",
+    "dag_execution_plan.json": "dag_execution_plan.json",
+    "partitioning_info.json": "checkpoints/partitioning_info.json",
+    "cli.yaml": "cli.yaml",
+}
+DEEP = {
+    "json": b'{"nodes": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001,
+    "yaml": b"arguments: " + b"[" * 100_000 + b"]" * 100_000,
+}
+
+
+def side_file_errors(job_dir: Path) -> list[str]:
+    """The snapshot's ``metadata.side_file_errors`` (the snapshot must finish in time)."""
+    result: list[tuple[int, str, str]] = []
+    thread = threading.Thread(target=lambda: result.append(run("snapshot", str(job_dir))))
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive(), "the snapshot hangs"
+    [(code, out, err)] = result
+    assert code == 0, err
+    return json.loads(out)["metadata"]["side_file_errors"]
+
+
+def unfinished_job(job_dir: Path) -> Path:
+    """A job that has not ended: its resumption command is looked for in ``cli.yaml``."""
+    return write_log(job_dir, [ev("job_start", 1.0, job_id="j", total_partitions=2)])
+
+
+@pytest.mark.parametrize("name", sorted(SIDE_FILES))
+def test_a_side_file_nested_100k_deep_is_an_error_not_a_traceback(job_dir, name):
+    path = unfinished_job(job_dir) / SIDE_FILES[name]
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(DEEP["yaml" if name.endswith(".yaml") else "json"])
+    [error] = side_file_errors(job_dir)
+    assert error.startswith(f"{path.name}: ") and "deep" in error
+
+
+@pytest.mark.parametrize("name", sorted(SIDE_FILES))
+def test_a_fifo_as_a_side_file_is_not_read(job_dir, name):
+    path = unfinished_job(job_dir) / SIDE_FILES[name]
+    path.parent.mkdir(exist_ok=True)
+    os.mkfifo(path)
+    assert side_file_errors(job_dir) == [f"{path.name}: not a regular file"]
+
+
+@pytest.mark.parametrize("name", sorted(SIDE_FILES))
+def test_a_side_file_linked_to_dev_zero_is_not_read(job_dir, name):
+    path = unfinished_job(job_dir) / SIDE_FILES[name]
+    path.parent.mkdir(exist_ok=True)
+    path.symlink_to("/dev/zero")
+    assert side_file_errors(job_dir) == [f"{path.name}: not a regular file"]
+
+
+def test_a_side_file_over_the_size_cap_is_not_read(job_dir, monkeypatch):
+    import dj_observe.tracker
+
+    monkeypatch.setattr(dj_observe.tracker, "MAX_SIDE_FILE_BYTES", 1000)
+    (unfinished_job(job_dir) / "job_summary.json").write_text(
+        json.dumps({"job_id": "j", "padding": "x" * 2000})
+    )
+    [error] = side_file_errors(job_dir)
+    assert error.startswith("job_summary.json: larger than")
+
+
+def test_jobs_lists_a_job_whose_side_files_cannot_be_read(job_dir):
+    unfinished_job(job_dir)
+    os.mkfifo(job_dir / "job_summary.json")
+    (job_dir / "dag_execution_plan.json").symlink_to("/dev/zero")
+    result: list[tuple[int, str, str]] = []
+    thread = threading.Thread(target=lambda: result.append(run("jobs", str(job_dir.parent))))
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive(), "jobs hangs"
+    [(code, out, err)] = result
+    assert code == 0, err
+    assert "j" in out
