@@ -161,17 +161,10 @@ class ObservabilityHook:
         Returns the normalised event, or ``None`` if it had no event type (counted
         as dropped).  Never raises because of a sink.
         """
-        if type(event) is dict:
-            data = {**event, **fields}
-        elif isinstance(event, Event):
-            data = msgspec.structs.asdict(event)
-            data.update(data.pop("extra", None) or {})
-            data.update(fields)
-        elif isinstance(event, Mapping):
-            data = {**event, **fields}
-        else:
-            data = {"event_type": str(event), **fields}
-        line, normalised = self._line_and_event(self._complete(data))
+        try:
+            line, normalised = self._line_and_event(self._complete(_fields_of(event, fields)))
+        except Exception:  # a value no encoder takes: dropped and counted, never raised
+            line, normalised = b"", None
         if normalised is None:
             with self._lock:
                 self.stats.events_dropped += 1
@@ -428,6 +421,22 @@ class ObservabilityHook:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _fields_of(
+    event: str | EventType | Event | Mapping[str, Any], fields: dict[str, Any]
+) -> dict[str, Any]:
+    """One dict of everything ``emit`` was given (a fresh one: the caller's is not changed)."""
+    if type(event) is dict:
+        return {**event, **fields}
+    if isinstance(event, Event):
+        data = msgspec.structs.asdict(event)
+        data.update(data.pop("extra", None) or {})
+        data.update(fields)
+        return data
+    if isinstance(event, Mapping):
+        return {**event, **fields}
+    return {"event_type": str(event), **fields}
 
 
 def _in_field_order(record: dict[str, Any]) -> dict[str, Any]:

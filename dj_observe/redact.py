@@ -22,7 +22,14 @@ from typing import Any
 
 from dj_observe.events import FIELD_ORDER
 
-__all__ = ["DEFAULT_SECRET_KEYS", "DEFAULT_SECRET_WORDS", "REDACTED", "Redactor", "redact_yaml"]
+__all__ = [
+    "DEFAULT_SECRET_KEYS",
+    "DEFAULT_SECRET_WORDS",
+    "MAX_DEPTH",
+    "REDACTED",
+    "Redactor",
+    "redact_yaml",
+]
 
 DEFAULT_SECRET_KEYS = (
     "password",
@@ -44,6 +51,8 @@ DEFAULT_SECRET_WORDS = ("auth", "oauth", "pwd")
 """Short names that make a key secret only as a whole word of it (``auth``, ``basic_auth``,
 ``authUser``; not ``author``)."""
 REDACTED = "***"
+MAX_DEPTH = 64
+"""Nesting walked for secrets; anything deeper is replaced whole (it cannot be checked)."""
 _MAX_REMEMBERED_KEYS = 4096
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
@@ -155,13 +164,16 @@ class Redactor:
     def __call__(self, fields: dict[str, Any]) -> dict[str, Any]:
         return self._scrub(fields) if self.enabled else fields
 
-    def _scrub(self, value: Any) -> Any:
+    def _scrub(self, value: Any, depth: int = 0) -> Any:
         """``value`` with secrets replaced; the very same object when it holds none."""
         kind = type(value)
         if kind is str:
             return self.text(value)
         if kind in _SCALARS:
             return value
+        if depth >= MAX_DEPTH:
+            return REDACTED
+        depth += 1
         if kind is dict and self._safe.issuperset(value):  # the common case, in C
             if _SCALARS.issuperset(map(type, value.values())) and self._texts_plain(value.values()):
                 return value
@@ -169,7 +181,7 @@ class Redactor:
                 key: new
                 for key, item in value.items()
                 if type(item) not in (int, float, bool, type(None))
-                and (new := self._scrub(item)) is not item
+                and (new := self._scrub(item, depth)) is not item
             }
             return {**value, **nested} if nested else value
         if isinstance(value, dict):
@@ -180,18 +192,18 @@ class Redactor:
                 secret = verdicts.get(key) if type(key) is str else None
                 if secret is None:
                     secret = self.is_secret(key)
-                new = REDACTED if secret and item is not None else self._scrub(item)
+                new = REDACTED if secret and item is not None else self._scrub(item, depth)
                 changed = changed or new is not item
                 scrubbed[key] = new
             return scrubbed if changed else value
         if isinstance(value, (list, tuple)):
-            items = self._arguments(value)
+            items = self._arguments(value, depth)
             if any(new is not old for new, old in zip(items, value, strict=False)):
                 return items
             return value
         return value
 
-    def _arguments(self, values: list[Any] | tuple[Any, ...]) -> list[Any]:
+    def _arguments(self, values: list[Any] | tuple[Any, ...], depth: int) -> list[Any]:
         """The items scrubbed, and the one after a secret-looking flag (``--password x``)."""
         items = []
         secret_next = False
@@ -205,7 +217,7 @@ class Redactor:
                 and _FLAG.match(item) is not None
                 and self.is_secret(item.lstrip("-"))
             )
-            items.append(self._scrub(item))
+            items.append(self._scrub(item, depth))
         return items
 
 
