@@ -222,18 +222,20 @@ class Redactor:
 
 
 def redact_yaml(text: str, redact: Redactor) -> str:
-    """A YAML document (a job config) with its secrets replaced: as written when it holds
-    none (comments kept), else re-dumped from the redacted data; text that is not YAML is
-    redacted line by line as text."""
+    """A YAML document (a job config) with its secrets replaced.
+
+    A document whose data holds no secret keeps its layout, each line redacted as text
+    (a comment may hold one too); one that does is dumped again from the redacted data,
+    without its comments.  Text that is not YAML is redacted line by line.
+    """
     import yaml
 
+    lines = "\n".join(redact.text(line) for line in text.split("\n"))
     try:
         data = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError, ValueError):
-        return "\n".join(redact.text(line) for line in text.split("\n"))
-    if not isinstance(data, (dict, list)):
-        return redact.text(text)
+        return lines
     scrubbed = redact({"document": data})["document"]
     if scrubbed is data:
-        return text
+        return lines
     return yaml.safe_dump(scrubbed, sort_keys=False, allow_unicode=True)

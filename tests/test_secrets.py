@@ -55,7 +55,11 @@ def everything_written(job_dir: Path, tmp_path: Path) -> str:
     assert main(["snapshot", str(job_dir)], stdout=out, stderr=err) == 0, err.getvalue()
     report = tmp_path / "report.html"
     assert main(["report", str(job_dir), "-o", str(report)], stdout=out, stderr=err) == 0
-    files = [path.read_text(errors="replace") for path in job_dir.rglob("*") if path.is_file()]
+    files = [
+        path.read_text(errors="replace")
+        for path in job_dir.rglob("*")
+        if path.is_file() and path.suffix != ".parquet"  # the job's data is the job's
+    ]
     return "\n".join([*files, out.getvalue(), report.read_text()])
 
 
@@ -178,3 +182,37 @@ def test_a_redactor_without_keys_redacts_nothing():
         "message": text,
         "argv": ["--password", SECRET],
     }
+
+
+def test_a_comment_holding_a_secret_is_redacted_in_the_copied_config():
+    text = f"project_name: demo\n# the old one: password={SECRET}\nnp: 2\n"
+    redacted = redact_yaml(text, Redactor())
+    assert SECRET not in redacted and "project_name: demo\n" in redacted
+
+
+@pytest.mark.timeout(240)
+def test_the_reference_executor_writes_no_secret_to_the_job_directory(tmp_path, ray_runtime):
+    """The config copied into the job directory, the DAG plan's op arguments, the events."""
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        "project_name: secrets\n"
+        "dataset_path: demo://400\n"
+        f"export_path: {tmp_path / 'result.parquet'}\n"
+        f"work_dir: {tmp_path / 'jobs'}\n"
+        "partition: {size: 200}\n"
+        f"# pushed with token={SECRET}\n"
+        "observability:\n"
+        "  metrics:\n"
+        f"    pushgateway: http://pusher:{SECRET}@127.0.0.1:9\n"
+        "process:\n"
+        f"  - clean_links_mapper: {{repl: 'https://user:{SECRET}@links.example'}}\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["run", str(config), "--job-id", "s1"], stdout=out, stderr=err) == 0, err.getvalue()
+    job_dir = tmp_path / "jobs" / "s1"
+    assert (job_dir / "job.yaml").is_file() and (job_dir / "dag_execution_plan.json").is_file()
+    plan = json.loads((job_dir / "dag_execution_plan.json").read_text())
+    [node] = plan["nodes"].values()
+    assert node["config"]["repl"] == f"https://{REDACTED}@links.example"
+    assert SECRET not in everything_written(job_dir, tmp_path)
+    assert SECRET not in out.getvalue() + err.getvalue()
