@@ -250,6 +250,8 @@ def test_escape_sequences_in_data_never_reach_the_terminal(job_dir, tmp_path, st
                 assert "".join(shown.split()) in flat, (name, shown)
     if stream is io.StringIO:  # (rich's live view moves the cursor with its own \r)
         assert "\r" not in out["watch"]
+    _, _, said = run("replay", str(job_dir))  # its summary line names the job
+    assert "replayed" in said and not any(raw in said for raw in ESCAPES)
 
 
 def test_a_4_mb_error_message_is_shortened_in_every_view(job_dir, tmp_path):
