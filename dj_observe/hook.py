@@ -211,26 +211,16 @@ class ObservabilityHook:
             except msgspec.ValidationError:
                 pass
             else:
-                if not self.redact.plain(
-                    event.metadata,
-                    event.op_args,
-                    event.partition_meta,
-                    event.config,
-                    texts=(
-                        event.message,
-                        event.error_message,
-                        event.stack_trace,
-                        event.checkpoint_path,
-                        event.output_path,
-                        event.operation_name,
-                        event.job_id,
-                        event.event_id,
-                        event.status,
-                        event.error_type,
-                    ),
+                line = _ENCODER.encode(event)
+                if not (
+                    self.redact.plain(
+                        event.metadata, event.op_args, event.partition_meta, event.config
+                    )
+                    and self.redact.plain_line(line)
                 ):
                     event = msgspec.convert(self.redact(record), Event, strict=False)
-                return _ENCODER.encode(event) + b"\n", event
+                    line = _ENCODER.encode(event)
+                return line + b"\n", event
         record = self.redact(record)
         try:
             normalised: Event | None = msgspec.convert(record, Event, strict=False)
