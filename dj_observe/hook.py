@@ -162,7 +162,8 @@ class ObservabilityHook:
         as dropped).  Never raises because of a sink.
         """
         try:
-            line, normalised = self._line_and_event(self._complete(_fields_of(event, fields)))
+            data = {**event, **fields} if type(event) is dict else _fields_of(event, fields)
+            line, normalised = self._line_and_event(self._complete(data))
         except Exception:  # a value no encoder takes: dropped and counted, never raised
             line, normalised = b"", None
         if normalised is None:
@@ -211,16 +212,26 @@ class ObservabilityHook:
             except msgspec.ValidationError:
                 pass
             else:
-                line = _ENCODER.encode(event)
-                if not (
-                    self.redact.plain(
-                        event.metadata, event.op_args, event.partition_meta, event.config
-                    )
-                    and self.redact.plain_line(line)
+                if not self.redact.plain(
+                    event.metadata,
+                    event.op_args,
+                    event.partition_meta,
+                    event.config,
+                    texts=(
+                        event.message,
+                        event.error_message,
+                        event.stack_trace,
+                        event.checkpoint_path,
+                        event.output_path,
+                        event.operation_name,
+                        event.job_id,
+                        event.event_id,
+                        event.status,
+                        event.error_type,
+                    ),
                 ):
                     event = msgspec.convert(self.redact(record), Event, strict=False)
-                    line = _ENCODER.encode(event)
-                return line + b"\n", event
+                return _ENCODER.encode(event) + b"\n", event
         record = self.redact(record)
         try:
             normalised: Event | None = msgspec.convert(record, Event, strict=False)
@@ -416,9 +427,8 @@ class ObservabilityHook:
 def _fields_of(
     event: str | EventType | Event | Mapping[str, Any], fields: dict[str, Any]
 ) -> dict[str, Any]:
-    """One dict of everything ``emit`` was given (a fresh one: the caller's is not changed)."""
-    if type(event) is dict:
-        return {**event, **fields}
+    """One new dict of everything ``emit`` was given but a plain dict (the caller's stays
+    as it was)."""
     if isinstance(event, Event):
         data = msgspec.structs.asdict(event)
         data.update(data.pop("extra", None) or {})

@@ -55,6 +55,7 @@ MAX_DEPTH = 64
 """Nesting walked for secrets; anything deeper is replaced whole (it cannot be checked)."""
 _MAX_REMEMBERED_KEYS = 4096
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_NUMBERS = frozenset({int, float, bool, type(None)})
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 # The user-info of a URL; a "/" is allowed in it (cloud secrets hold them), at the cost
@@ -136,29 +137,27 @@ class Redactor:
             scrubbed = self._pair.sub(rf"\g<key>\g<sep>{REDACTED}", scrubbed)
         return value if scrubbed == value else scrubbed
 
-    def plain(self, *nested: dict[str, Any] | None) -> bool:
+    def plain(self, *nested: dict[str, Any] | None, texts: Iterable[str | None] = ()) -> bool:
         """Whether an event whose fields are all Data-Juicer's (typed scalars but for the
-        dicts ``nested``) holds no secret under a key: the dicts are flat, with known safe
-        keys (its strings are :meth:`plain_line`'s to check)."""
+        dicts ``nested``; its strings ``texts``) surely holds no secret: the dicts are flat,
+        with known safe keys, and no string holds anything a credential could hide behind."""
         if not self.enabled:
             return True
         if not self._names_safe:
             return False
+        joined = "".join(filter(None, texts))
+        if "@" in joined or ":" in joined or "=" in joined:
+            return False
         return all(value is None or self._flat_and_safe(value) for value in nested)
 
-    def plain_line(self, line: bytes) -> bool:
-        """Whether no string in an event's compact JSON ``line`` holds anything a credential
-        could hide behind: no ``@``, no ``=`` and no ``:`` but the ones after a key
-        (``":``; an escaped quote, ``\\"``, could fake one).  A few scans in C."""
-        if not self.enabled:
-            return True
-        return not (
-            b"@" in line or b"=" in line or b'\\"' in line or line.count(b":") != line.count(b'":')
-        )
-
     def _flat_and_safe(self, value: dict[str, Any]) -> bool:
-        """Whether the dict's keys are all known safe and its values all scalars (in C)."""
-        return self._safe.issuperset(value) and _SCALARS.issuperset(map(type, value.values()))
+        """Whether the dict's keys are all known safe and its values all plain scalars."""
+        if not self._safe.issuperset(value):
+            return False
+        values = value.values()
+        if _NUMBERS.issuperset(map(type, values)):  # the common case, in C
+            return True
+        return _SCALARS.issuperset(map(type, values)) and self._texts_plain(values)
 
     def _texts_plain(self, values: Iterable[Any]) -> bool:
         joined = "".join([item for item in values if type(item) is str])
