@@ -29,7 +29,12 @@ _STYLE = {
 
 
 def _when(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    if ts is None:
+        return "-"
+    try:
+        return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # a timestamp no calendar holds
+        return f"{ts:g}"
 
 
 def _seconds(value: float | None) -> str:

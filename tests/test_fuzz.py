@@ -83,6 +83,8 @@ HOSTILE_TOKENS = [
     _deep(950),
     _deep(3000),
     b"-0",
+    b"1e18",  # beyond the platform's time_t
+    b"-62135600000",  # before year 1
     b"18446744073709551616",
     b"9223372036854775808",
 ]

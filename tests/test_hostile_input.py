@@ -127,6 +127,13 @@ def test_a_number_out_of_float_range_is_not_fatal_to_any_view(job_dir, tmp_path,
     assert json.loads(out["snapshot"])["job_info"]["job_id"] == "hostile"
 
 
+@pytest.mark.parametrize("timestamp", [1e18, -62135600000.0, -1e15])
+def test_a_timestamp_no_calendar_holds_is_shown_as_a_number(job_dir, tmp_path, timestamp):
+    write_log(job_dir, [ev("job_start", timestamp, job_id="t"), ev("job_complete", timestamp)])
+    out = views(job_dir, tmp_path)
+    assert f"{timestamp:g}" in out["human"]
+
+
 def test_serve_keeps_serving_a_log_with_a_number_out_of_range(tmp_path):
     outputs = tmp_path / "outputs"
     hostile_job(outputs / "bad")
