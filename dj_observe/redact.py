@@ -65,6 +65,17 @@ _AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-
 _FLAG = re.compile(r"^--?[A-Za-z][\w.-]*$")
 
 
+def _may_hide_credentials(text: str) -> bool:
+    """Whether ``text`` is worth searching: it has one of ``@``, ``:``, ``=`` (a URL's
+    user-info, a ``key: value``, a ``key=value``; a bare ``Bearer x`` is not searched)."""
+    return "@" in text or ":" in text or "=" in text
+
+
+def _texts_plain(values: Iterable[Any]) -> bool:
+    """Whether none of the strings among ``values`` may hide a credential."""
+    return not _may_hide_credentials("".join([item for item in values if type(item) is str]))
+
+
 def normal_key(key: str) -> str:
     """``key`` lower-cased with everything but letters and digits removed (``x-api-key``,
     ``apiKey``, ``API_KEY`` -> ``xapikey``, ``apikey``, ``apikey``)."""
@@ -129,8 +140,8 @@ class Redactor:
 
     def text(self, value: str) -> str:
         """``value`` with the credentials inside it replaced (the same object if none)."""
-        if not self.enabled or not ("@" in value or ":" in value or "=" in value):
-            return value  # the common case: nothing a credential could hide behind
+        if not self.enabled or not _may_hide_credentials(value):
+            return value  # the common case
         scrubbed = _URL_CREDENTIALS.sub(rf"\g<scheme>{REDACTED}@", value)
         scrubbed = _AUTH_SCHEME.sub(rf"\g<scheme> {REDACTED}", scrubbed)
         if self._pair is not None:
@@ -145,8 +156,7 @@ class Redactor:
             return True
         if not self._names_safe:
             return False
-        joined = "".join(filter(None, texts))
-        if "@" in joined or ":" in joined or "=" in joined:
+        if _may_hide_credentials("".join(filter(None, texts))):
             return False
         return all(value is None or self._flat_and_safe(value) for value in nested)
 
@@ -157,11 +167,7 @@ class Redactor:
         values = value.values()
         if _NUMBERS.issuperset(map(type, values)):  # the common case, in C
             return True
-        return _SCALARS.issuperset(map(type, values)) and self._texts_plain(values)
-
-    def _texts_plain(self, values: Iterable[Any]) -> bool:
-        joined = "".join([item for item in values if type(item) is str])
-        return not ("@" in joined or ":" in joined or "=" in joined)
+        return _SCALARS.issuperset(map(type, values)) and _texts_plain(values)
 
     def __call__(self, fields: dict[str, Any]) -> dict[str, Any]:
         return self._scrub(fields) if self.enabled else fields
@@ -177,7 +183,7 @@ class Redactor:
             return REDACTED
         depth += 1
         if kind is dict and self._safe.issuperset(value):  # the common case, in C
-            if _SCALARS.issuperset(map(type, value.values())) and self._texts_plain(value.values()):
+            if _SCALARS.issuperset(map(type, value.values())) and _texts_plain(value.values()):
                 return value
             nested = {
                 key: new
