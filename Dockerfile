@@ -10,6 +10,9 @@ COPY pyproject.toml README.md ./
 COPY dj_observe ./dj_observe
 RUN pip install .
 COPY configs ./configs
+# Run as an unprivileged user; it owns the outputs directory (the compose volume's mount point).
+RUN useradd --create-home --uid 10001 dj && mkdir -p /app/outputs && chown dj:dj /app/outputs
+USER dj
 
 EXPOSE 9464 9465
 CMD ["dj-observe", "--help"]

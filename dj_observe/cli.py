@@ -392,6 +392,7 @@ def _replay(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     from dj_observe.replay import replay
     from dj_observe.sinks.metrics import MetricsSink
     from dj_observe.sinks.traces import OtlpJsonFileExporter, TraceSink
+    from dj_observe.textsafe import visible
 
     stats = HookStats()
     metrics = MetricsSink(stats=stats)
@@ -418,7 +419,7 @@ def _replay(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         stdout.write(generate_latest(metrics.registry).decode())
     failures = sum(stats.sink_errors.values())
     print(
-        f"replayed {result.events} events of job {result.job_id}"
+        f"replayed {result.events} events of job {visible(result.job_id)}"
         f" ({result.stats.skipped_lines} lines skipped); export failures: {failures}",
         file=stderr,
     )

@@ -331,7 +331,10 @@ def to_float(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float's range
+            return None
         return number if math.isfinite(number) else None
     if isinstance(value, str):
         text = value.strip()
@@ -340,7 +343,7 @@ def to_float(value: Any) -> float | None:
         except ValueError:
             try:
                 return datetime.fromisoformat(text).timestamp()
-            except ValueError:
+            except (ValueError, OverflowError, OSError):
                 return None
         return number if math.isfinite(number) else None
     return None

@@ -10,10 +10,14 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import urllib.parse
+from collections.abc import Callable
 from socketserver import ThreadingMixIn
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app, push_to_gateway
+from prometheus_client.exposition import basic_auth_handler, default_handler
 
 from dj_observe.dispatch import Change, HookStats, JobFeed
 
@@ -21,6 +25,8 @@ __all__ = ["MetricsEndpoint", "PushgatewaySink", "wait_interruptibly"]
 
 PUSH_TIMEOUT = 5.0
 """Seconds one push may take before it is abandoned."""
+REQUEST_TIMEOUT = 10.0
+"""Seconds a /metrics connection may stay silent before it is closed (one thread each)."""
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -28,6 +34,8 @@ class _Server(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = REQUEST_TIMEOUT
+
     def log_message(self, format: str, *args: object) -> None:
         """Scrapes are not worth a line on stderr each."""
 
@@ -63,9 +71,18 @@ class MetricsEndpoint:
 
     POLL_INTERVAL = 0.01
 
-    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        host: str,
+        port: int,
+        *,
+        request_timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
+        # A socket timeout: an idle or half-open connection must not hold a thread forever.
+        handler = type("_Handler", (_QuietHandler,), {"timeout": request_timeout})
         self.server = make_server(
-            host, port, make_wsgi_app(registry), _Server, handler_class=_QuietHandler
+            host, port, make_wsgi_app(registry), _Server, handler_class=handler
         )
         self.thread = threading.Thread(
             target=self.server.serve_forever,
@@ -105,7 +122,7 @@ class PushgatewaySink:
         grouping_key: dict[str, str] | None = None,
     ) -> None:
         self.registry = registry
-        self.url = url
+        self.url, self._handler = _without_credentials(url)
         self.interval = interval
         self.stats = stats
         self.grouping_key = dict(grouping_key or {})
@@ -129,6 +146,7 @@ class PushgatewaySink:
                 registry=self.registry,
                 grouping_key=self.grouping_key,
                 timeout=PUSH_TIMEOUT,
+                handler=self._handler,
             )
         except Exception as exc:
             self.stats.sink_failed(self.name, exc)
@@ -155,3 +173,22 @@ class PushgatewaySink:
         self._thread.join(PUSH_TIMEOUT + 1)
         if self.grouping_key:
             self.push()
+
+
+def _without_credentials(url: str) -> tuple[str, Callable[..., Callable[[], None]]]:
+    """``url`` without its ``user:password@`` part, and the push handler that sends them
+    as HTTP basic auth instead (so they never reach a host name lookup or a logged error)."""
+    parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    if parts.username is None and parts.password is None:
+        return url, default_handler
+    username = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    host = parts.netloc.rpartition("@")[2]
+    bare = urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+    def handler(
+        url: str, method: str, timeout: float | None, headers: list[Any], data: bytes
+    ) -> Callable[[], None]:
+        return basic_auth_handler(url, method, timeout, headers, data, username, password)
+
+    return bare, handler

@@ -193,17 +193,11 @@ class ObservabilityHook:
         *,
         write: bool,
     ) -> Event | None:
-        if type(event) is dict:
-            data = {**event, **fields}
-        elif isinstance(event, Event):
-            data = msgspec.structs.asdict(event)
-            data.update(data.pop("extra", None) or {})
-            data.update(fields)
-        elif isinstance(event, Mapping):
-            data = {**event, **fields}
-        else:
-            data = {"event_type": str(event), **fields}
-        line, normalised = self._line_and_event(self._complete(data))
+        try:
+            data = {**event, **fields} if type(event) is dict else _fields_of(event, fields)
+            line, normalised = self._line_and_event(self._complete(data))
+        except Exception:  # a value no encoder takes: dropped and counted, never raised
+            line, normalised = b"", None
         if normalised is None:
             with self._lock:
                 self.stats.events_dropped += 1
@@ -251,7 +245,22 @@ class ObservabilityHook:
                 pass
             else:
                 if not self.redact.plain(
-                    event.metadata, event.op_args, event.partition_meta, event.config
+                    event.metadata,
+                    event.op_args,
+                    event.partition_meta,
+                    event.config,
+                    texts=(
+                        event.message,
+                        event.error_message,
+                        event.stack_trace,
+                        event.checkpoint_path,
+                        event.output_path,
+                        event.operation_name,
+                        event.job_id,
+                        event.event_id,
+                        event.status,
+                        event.error_type,
+                    ),
                 ):
                     event = msgspec.convert(self.redact(record), Event, strict=False)
                 return _ENCODER.encode(event) + b"\n", event
@@ -447,6 +456,21 @@ class ObservabilityHook:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _fields_of(
+    event: str | EventType | Event | Mapping[str, Any], fields: dict[str, Any]
+) -> dict[str, Any]:
+    """One new dict of everything ``emit`` was given but a plain dict (the caller's stays
+    as it was)."""
+    if isinstance(event, Event):
+        data = msgspec.structs.asdict(event)
+        data.update(data.pop("extra", None) or {})
+        data.update(fields)
+        return data
+    if isinstance(event, Mapping):
+        return {**event, **fields}
+    return {"event_type": str(event), **fields}
 
 
 def _in_field_order(record: dict[str, Any]) -> dict[str, Any]:

@@ -6,9 +6,11 @@ from typing import IO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from dj_observe.jobs import JobInfo
 from dj_observe.snapshot import format_duration
+from dj_observe.textsafe import safe_text
 
 __all__ = ["print_jobs"]
 
@@ -19,7 +21,7 @@ def print_jobs(jobs: list[JobInfo], stream: IO[str] | None = None) -> None:
     """One row per job: id, status, progress, last event age, directory."""
     console = Console(file=stream, soft_wrap=False)
     if not jobs:
-        console.print("No jobs found.")
+        console.print(Text("No jobs found."))
         return
     table = Table()
     for column in ("job", "status", "partitions", "progress", "last event", "running", "work dir"):
@@ -27,13 +29,13 @@ def print_jobs(jobs: list[JobInfo], stream: IO[str] | None = None) -> None:
     for job in jobs:
         age = format_duration(job.age_seconds)
         table.add_row(
-            job.job_id,
-            f"[{_STYLE.get(job.status, 'dim')}]{job.status}[/]",
+            safe_text(job.job_id),
+            safe_text(job.status, _STYLE.get(job.status, "dim")),
             f"{job.completed_partitions}/{job.total_partitions}"
             + (f" ({job.failed_partitions} failed)" if job.failed_partitions else ""),
             f"{job.progress_percentage:.1f}%",
             f"{age} ago" if age else "-",
             "yes" if job.running else "no",
-            job.work_dir,
+            safe_text(job.work_dir),
         )
     console.print(table)

@@ -113,7 +113,8 @@ def fold_in_parallel(reader: EventLogReader, state: JobState, workers: int, min_
     """Fold the reader's logs into ``state`` on ``workers`` processes, if worth it.
 
     Returns ``False`` (and does nothing) when the logs are smaller than
-    ``min_bytes`` or a single core is available; the caller then folds
+    ``min_bytes``, a single core is available or the logs cannot be cut in
+    two (one line is most of them); the caller then folds
     sequentially.  On success the reader's offsets point just
     after the last complete line of each file.
     """
@@ -124,6 +125,8 @@ def fold_in_parallel(reader: EventLogReader, state: JobState, workers: int, min_
     if sum(path.stat().st_size for path in files) < min_bytes:
         return False
     groups = split_ranges(files, workers)
+    if len(groups) < 2:  # one line fills most of the log: nothing to share out
+        return False
     # Fork is cheapest; with other threads running (a Ray driver, a server) a forked child
     # could inherit a held lock, so start fresh interpreters instead.
     context = multiprocessing.get_context("fork" if fork_is_safe() else "spawn")

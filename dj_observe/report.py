@@ -24,6 +24,7 @@ from dj_observe.opstats import OpStats, percentile
 from dj_observe.report_baseline import baseline_section
 from dj_observe.snapshot import JobSnapshot, ProcessingSnapshotAnalyzer, format_duration
 from dj_observe.state import JobState, OpRun, PartitionState, PhaseRun, Status
+from dj_observe.textsafe import visible
 
 __all__ = [
     "CHROMIUM_FLAGS",
@@ -78,6 +79,8 @@ PLOT_WIDTH = 1000
 LABEL_WIDTH = 90
 AXIS_HEIGHT = 28
 MAX_ERROR_CHARS = 4000
+MAX_TEXT_CHARS = 1000
+"""Characters of any other value from the log (an op name, a job id) the report shows."""
 MAX_FAILED_ROWS = 1000
 CHECKPOINT_MIN_BAR = 6
 """Bars thinner than this (many partitions) leave checkpoints to the bar tooltips."""
@@ -724,8 +727,9 @@ def _failed_section(data: _ReportData) -> str:
 # -- formatting ----------------------------------------------------------------------
 
 
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
+def _e(value: object, limit: int = MAX_TEXT_CHARS) -> str:
+    """``value`` for HTML: shortened, control characters shown as escapes, then escaped."""
+    return escape(visible(value, limit, lines=True), quote=True)
 
 
 def _iso(ts: float | None) -> str:
@@ -827,8 +831,8 @@ def _error_cell(error: str) -> str:
     text = _short(error, MAX_ERROR_CHARS)
     first, _, rest = text.partition("\n")
     if not rest.strip():
-        return f'<pre class="error">{_e(text)}</pre>'
+        return f'<pre class="error">{_e(text, MAX_ERROR_CHARS)}</pre>'
     return (
-        f'<details><summary><pre class="error">{_e(first)}</pre></summary>'
-        f'<pre class="error">{_e(rest)}</pre></details>'
+        f'<details><summary><pre class="error">{_e(first, MAX_ERROR_CHARS)}</pre></summary>'
+        f'<pre class="error">{_e(rest, MAX_ERROR_CHARS)}</pre></details>'
     )

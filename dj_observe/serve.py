@@ -66,7 +66,7 @@ class JobsExporter:
         for job_dir, follower in list(self.followers.items()):
             try:
                 events += follower.poll()
-            except OSError as exc:
+            except Exception as exc:  # one job's directory never takes the others down
                 self.stats.sink_failed(f"read:{job_dir.name}", exc)
                 continue
             self._retire_if_old(job_dir, follower, now)

@@ -31,6 +31,7 @@ from dj_observe.eventlog import ReadStats
 from dj_observe.events import EventType
 from dj_observe.oprows import PARTITIONS_PER_BATCH, OpRows, group_timed_count, op_rows
 from dj_observe.parallel import ForkedOutput, fork_is_safe
+from dj_observe.sidefiles import CLI_ARGUMENTS, command_line_config
 from dj_observe.state import JobState, OpRun, PartitionState, Status
 from dj_observe.tracker import JobDirectoryError, JobTracker
 
@@ -133,6 +134,8 @@ class JobSnapshot:
     dag_plan_loaded: bool = False
     log_files: list[str] = field(default_factory=list)
     side_file_errors: list[str] = field(default_factory=list)
+    command_line_config: str | None = None
+    """The ``--config`` of Data-Juicer's ``cli.yaml``, when the resumption command needs it."""
     skipped: dict[int, list[str]] = field(default_factory=dict)
     """Completed partitions' ops that never completed (see ``JobState.skipped_ops``)."""
 
@@ -237,6 +240,11 @@ def _summarise(tracker: JobTracker, state: JobState, job_dir: str) -> JobSnapsho
         for side in (tracker.summary, tracker.plan, tracker.partitioning)
         if side is not None and side.error
     ]
+    command_line, cli_error = (None, None)
+    if status != Status.COMPLETED and not summary.get("resumption_command"):
+        command_line, cli_error = command_line_config(job_dir)  # for the resumption command
+    if cli_error:
+        errors.append(cli_error)
     checkpointed = state.checkpointed_op_count()
     return JobSnapshot(
         job_id=_text(summary.get("job_id")) or state.job_id or Path(job_dir).name,
@@ -264,6 +272,7 @@ def _summarise(tracker: JobTracker, state: JobState, job_dir: str) -> JobSnapsho
         dag_plan_loaded=bool(tracker.plan and tracker.plan.loaded),
         log_files=[str(path) for path in tracker.log_files],
         side_file_errors=errors,
+        command_line_config=command_line,
         skipped=state.skipped_operations(),
     )
 
@@ -847,30 +856,15 @@ def _path(snap: JobSnapshot, summary_key: str, name: str) -> str | None:
     return candidate if os.path.isdir(candidate) else None
 
 
-_CLI_ARGUMENTS = "cli.yaml"
-"""Data-Juicer's record of the command line in the job directory (not a config)."""
-
-
 def _backed_up_config(job_dir: str) -> str | None:
     try:
         names = sorted(os.listdir(job_dir))
     except OSError:
         return None
     for name in names:
-        if name.endswith((".yaml", ".yml")) and name != _CLI_ARGUMENTS:
+        if name.endswith((".yaml", ".yml")) and name != CLI_ARGUMENTS:
             return os.path.join(job_dir, name)
     return None
-
-
-def _config_on_command_line(job_dir: str) -> str | None:
-    """The ``--config`` the job was started with, from Data-Juicer's ``cli.yaml``."""
-    import yaml
-
-    try:
-        arguments = yaml.safe_load(Path(job_dir, _CLI_ARGUMENTS).read_text()).get("arguments")
-        return arguments[arguments.index("--config") + 1]
-    except (OSError, yaml.YAMLError, AttributeError, ValueError, IndexError, TypeError):
-        return None
 
 
 def _resumption_command(snap: JobSnapshot, config_file: Any) -> str | None:
@@ -879,7 +873,7 @@ def _resumption_command(snap: JobSnapshot, config_file: Any) -> str | None:
         return recorded
     config = config_file[0] if isinstance(config_file, list) and config_file else config_file
     if not isinstance(config, str):
-        config = _config_on_command_line(snap.job_dir) or _backed_up_config(snap.job_dir)
+        config = snap.command_line_config or _backed_up_config(snap.job_dir)
     if not config:
         return None
     return f"dj-process --config {config} --job_id {snap.job_id}"

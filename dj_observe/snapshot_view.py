@@ -13,6 +13,7 @@ from rich.text import Text
 
 from dj_observe.snapshot import JobSnapshot, ProcessingStatus, format_duration, partition_status
 from dj_observe.state import Status
+from dj_observe.textsafe import safe_text, visible
 
 __all__ = ["print_snapshot"]
 
@@ -28,7 +29,12 @@ _STYLE = {
 
 
 def _when(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    if ts is None:
+        return "-"
+    try:
+        return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # a timestamp no calendar holds
+        return f"{ts:g}"
 
 
 def _seconds(value: float | None) -> str:
@@ -60,7 +66,7 @@ def _header(snap: JobSnapshot) -> Panel:
     )
     if snap.checkpoint_strategy or snap.last_checkpoint_time:
         lines.append(
-            f"\nCheckpoints: strategy {snap.checkpoint_strategy or '-'}, last at "
+            f"\nCheckpoints: strategy {visible(snap.checkpoint_strategy or '-')}, last at "
             f"{_when(snap.last_checkpoint_time)}, resumable: {'yes' if snap.resumable else 'no'}"
         )
     skipped = snap.stats.skipped_lines
@@ -70,7 +76,8 @@ def _header(snap: JobSnapshot) -> Panel:
         )
     for pid, names in list(snap.skipped.items())[:MAX_PARTITION_ROWS]:
         lines.append(
-            f"\nPartition {pid} completed without running {', '.join(names)} (skipped on resume)",
+            f"\nPartition {pid} completed without running {visible(', '.join(names))} "
+            "(skipped on resume)",
             style="bold red",
         )
     if snap.group_timed_operations:
@@ -79,7 +86,7 @@ def _header(snap: JobSnapshot) -> Panel:
             "no per-op duration",
             style="yellow",
         )
-    return Panel(lines, title=f"Job {snap.job_id}", expand=False)
+    return Panel(lines, title=safe_text(f"Job {snap.job_id}"), expand=False)
 
 
 def _partition_table(snap: JobSnapshot) -> Table:
@@ -104,11 +111,11 @@ def _partition_table(snap: JobSnapshot) -> Table:
             _status(entry.status),
             "-" if entry.sample_count is None else f"{entry.sample_count:,}",
             f"{len(entry.completed_operations)}/{max(state.ops_per_partition, 1)}",
-            entry.current_operation or "-",
+            safe_text(entry.current_operation or "-"),
             _seconds(duration),
         )
     if len(parts) > MAX_PARTITION_ROWS:
-        table.caption = f"{len(parts) - MAX_PARTITION_ROWS} more partitions not listed"
+        table.caption = Text(f"{len(parts) - MAX_PARTITION_ROWS} more partitions not listed")
     return table
 
 
@@ -123,7 +130,11 @@ def _failures(snap: JobSnapshot) -> Table | None:
         runs = list(state.op_runs(part))
         failed = next((run for run in runs if run.status == Status.FAILED), None)
         error = part.error_message or (failed.error_message if failed else None) or "-"
-        table.add_row(str(part.partition_id), failed.operation_name if failed else "-", error)
+        table.add_row(
+            str(part.partition_id),
+            safe_text(failed.operation_name if failed else "-"),
+            safe_text(error),
+        )
     return table if table.row_count else None
 
 
@@ -142,7 +153,7 @@ def _op_table(snap: JobSnapshot) -> Table:
         rows_out = sum(run.output_rows or 0 for run in runs if run.status == Status.COMPLETED)
         table.add_row(
             str(idx),
-            name,
+            safe_text(name),
             str(sum(run.status == Status.COMPLETED for run in runs)),
             str(sum(run.status == Status.FAILED for run in runs)),
             _seconds(statistics.median(durations) if durations else None),

@@ -21,6 +21,7 @@ import msgspec
 from dj_observe.eventlog import EventLogReader, ReadStats
 from dj_observe.events import to_int
 from dj_observe.parallel import fold_in_parallel
+from dj_observe.sidefiles import MAX_PLAN_BYTES, MAX_SIDE_FILE_BYTES, SideFileError, read_side_file
 from dj_observe.state import JobState
 
 __all__ = ["JobDirectoryError", "JobTracker", "SideFile"]
@@ -58,8 +59,11 @@ class SideFile:
         path: Path,
         previous: SideFile | None = None,
         decoder: msgspec.json.Decoder | None = None,
+        max_bytes: int | None = None,
     ) -> SideFile:
-        """Read ``path`` unless it is unchanged since ``previous`` was read."""
+        """Read ``path`` unless it is unchanged since ``previous`` was read (only a regular
+        file of at most ``max_bytes``, by default ``MAX_SIDE_FILE_BYTES``: see
+        :mod:`dj_observe.sidefiles`)."""
         try:
             info = path.stat()
         except OSError:
@@ -68,8 +72,13 @@ class SideFile:
         if previous is not None and previous.signature == signature:
             return previous
         try:
-            data = (decoder or _GENERIC).decode(path.read_bytes())
-        except (OSError, msgspec.DecodeError) as exc:
+            content = read_side_file(path, max_bytes or MAX_SIDE_FILE_BYTES)
+            data = (decoder or _GENERIC).decode(content)
+        except FileNotFoundError:
+            return cls(path)
+        except SideFileError as exc:
+            return cls(path, error=str(exc), signature=signature)
+        except (OSError, msgspec.DecodeError, RecursionError) as exc:
             return cls(path, error=f"{path.name}: {_reason(exc)}", signature=signature)
         if isinstance(data, _Plan):
             data = {"operations": plan_op_names(data)}
@@ -154,7 +163,7 @@ class JobTracker:
             return False
 
     def _load_plan(self) -> None:
-        plan = SideFile.load(self.job_dir / DAG_PLAN, self.plan, _PLAN_DECODER)
+        plan = SideFile.load(self.job_dir / DAG_PLAN, self.plan, _PLAN_DECODER, MAX_PLAN_BYTES)
         if plan is not self.plan and plan.data and plan.data["operations"]:
             self.state.set_plan(plan.data["operations"])
         self.plan = plan
@@ -217,4 +226,6 @@ def _gc_paused():
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
+    if isinstance(exc, RecursionError):
+        return "invalid JSON (nested too deeply)"
     return f"invalid JSON ({exc})"

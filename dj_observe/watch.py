@@ -26,6 +26,7 @@ from rich.text import Text
 
 from dj_observe.snapshot import format_duration, partition_status
 from dj_observe.state import JobState, PartitionState, Status
+from dj_observe.textsafe import safe_text, visible
 from dj_observe.tracker import JobDirectoryError, JobTracker
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "Frame", "JobDirectoryError", "build_frame", "watch"]
@@ -238,11 +239,14 @@ def plain_line(frame: Frame) -> str:
 
 def _plain_running(pid: int, op: str | None, done: str | None) -> str:
     """``p3:text_length_filter`` (running), ``p3:after=clean_links_mapper`` (between ops)."""
-    return f"p{pid}:{op}" if op else f"p{pid}:after={done}" if done else f"p{pid}:-"
+    text = f"p{pid}:{op}" if op else f"p{pid}:after={done}" if done else f"p{pid}:-"
+    return visible(text)
 
 
 def _failure_line(failure: Failure) -> str:
-    return f"failed p{failure.partition_id} at {failure.operation or '-'}: {failure.error or '-'}"
+    return visible(
+        f"failed p{failure.partition_id} at {failure.operation or '-'}: {failure.error or '-'}"
+    )
 
 
 def _stale_text(frame: Frame) -> str:
@@ -268,7 +272,7 @@ def render_frame(frame: Frame, job_dir: Path) -> RenderableType:
     head.append(f"\nTime left: {_eta(frame)}")
     head.append(f"\nRows/s:    {_rate(frame)}")
     if frame.last_op:
-        head.append(f" (rows out of {frame.last_op}, the last op, / elapsed)", style="dim")
+        head.append(f" (rows out of {visible(frame.last_op)}, the last op, / elapsed)", style="dim")
     if frame.stale_for is not None:
         head.append(f"\n{_stale_text(frame)}", style="bold yellow")
     bars = Table.grid(padding=(0, 1))
@@ -282,9 +286,9 @@ def render_frame(frame: Frame, job_dir: Path) -> RenderableType:
         table.add_column("partition", justify="right")
         table.add_column("current op")
         for pid, op, done in frame.running[:MAX_RUNNING_ROWS]:
-            table.add_row(str(pid), op or (f"- (after {done})" if done else "-"))
+            table.add_row(str(pid), safe_text(op or (f"- (after {done})" if done else "-")))
         if len(frame.running) > MAX_RUNNING_ROWS:
-            table.caption = f"{len(frame.running) - MAX_RUNNING_ROWS} more running"
+            table.caption = Text(f"{len(frame.running) - MAX_RUNNING_ROWS} more running")
         parts.append(table)
     if frame.failures:
         table = Table(title="Recent failures", title_justify="left", title_style="bold red")
@@ -292,13 +296,17 @@ def render_frame(frame: Frame, job_dir: Path) -> RenderableType:
         table.add_column("op")
         table.add_column("error", overflow="fold")
         for failure in frame.failures:
-            table.add_row(str(failure.partition_id), failure.operation or "-", failure.error or "-")
+            table.add_row(
+                str(failure.partition_id),
+                safe_text(failure.operation or "-"),
+                safe_text(failure.error or "-"),
+            )
         parts.append(table)
-    return Panel(Group(*parts), title=f"dj-observe watch {job_dir}", expand=False)
+    return Panel(Group(*parts), title=safe_text(f"dj-observe watch {job_dir}"), expand=False)
 
 
 def _waiting(job_dir: Path) -> str:
-    return f"waiting for events in {job_dir}..."
+    return visible(f"waiting for events in {job_dir}...")
 
 
 class _PlainView:

@@ -186,6 +186,13 @@ WAIT_SECONDS = 10.0
 """Upper bound of every wait on a real component (a healthy one answers in milliseconds)."""
 
 
+class TtyStringIO(io.StringIO):
+    """A stream that claims to be a terminal, so rich (and ``watch``'s Live) treat it as one."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def free_port() -> int:
     """A TCP port on the loopback interface that nothing listens on (right now)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -508,6 +515,8 @@ class LoopbackDaemon:
         try:
             with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
                 return response.status == 200
+        except urllib.error.HTTPError as exc:
+            return exc.code == 401  # up, and asking for the credentials it was given
         except OSError:
             return False
 
@@ -544,8 +553,8 @@ class Pushgateway(LoopbackDaemon):
 
     name = "prometheus-pushgateway"
 
-    def __init__(self, workdir: Path) -> None:
-        super().__init__(workdir, f"--persistence.file={workdir / 'pushgateway.persist'}")
+    def __init__(self, workdir: Path, *flags: str) -> None:
+        super().__init__(workdir, f"--persistence.file={workdir / 'pushgateway.persist'}", *flags)
 
     def samples(self) -> dict[SampleKey, float]:
         return samples(scrape(f"{self.url}/metrics"))

@@ -327,7 +327,7 @@ def test_compose_is_v1_compatible_and_complete() -> None:
     }
     prometheus = doc["services"]["prometheus"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
-    assert "--web.enable-lifecycle" in prometheus["command"]
+    assert not any("lifecycle" in flag for flag in prometheus["command"])  # no remote shutdown
     assert "./prometheus:/etc/prometheus:ro" in prometheus["volumes"]
     assert doc["services"]["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
 
@@ -373,3 +373,15 @@ def test_demo_compose_config_is_demo_yaml_with_observability_from_the_environmen
     assert resolved.metrics.pushgateway == "http://pushgateway:9091"
     assert "otlp" in resolved.tracing.exporter
     assert resolved.tracing.endpoint == "http://jaeger:4318/v1/traces"
+
+
+def test_grafana_lets_anonymous_visitors_view_only() -> None:
+    environment = compose()["services"]["grafana"]["environment"]
+    assert environment["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert environment.get("GF_AUTH_DISABLE_LOGIN_FORM") != "true"  # admins can still log in
+
+
+def test_the_demo_image_runs_as_an_unprivileged_user() -> None:
+    lines = [line.split() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    users = [words[1] for words in lines if words and words[0] == "USER"]
+    assert users and users[-1] not in ("root", "0")

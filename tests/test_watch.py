@@ -10,6 +10,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from support import TtyStringIO
 
 from dj_observe.synthetic import JobSpec, write_job
 from dj_observe.tracker import JobDirectoryError
@@ -17,13 +18,6 @@ from dj_observe.watch import EXIT_FAILED, EXIT_INTERRUPTED, watch
 
 START = JobSpec().start_time
 LINE = re.compile(r"^\[[\d.]+s\] (\w+) partitions (\d+)/(\d+) ops (\d+)/(\d+) ")
-
-
-class TtyStringIO(StringIO):
-    """A stream that claims to be a terminal, so ``watch`` uses rich's Live."""
-
-    def isatty(self) -> bool:
-        return True
 
 
 def _lines_of(tmp_path: Path, **spec: object) -> list[str]:

@@ -31,6 +31,7 @@ from loguru import logger
 
 from dj_observe.hook import ObservabilityHook
 from dj_observe.logging import close_logger, setup_logger
+from dj_observe.redact import Redactor, redact_yaml
 from dj_observe.runner.config import JobConfig
 from dj_observe.runner.dataset import load_dataset, write_table
 from dj_observe.runner.ops import build_op
@@ -264,7 +265,7 @@ def _run(
     started: float,
     progress: Callable[[], None],
 ) -> JobResult:
-    _backup_config(config, job_dir)
+    _backup_config(config, job_dir, hook.redact)
     previous = JobTracker(job_dir, workers=1).refresh().partitions if resuming else {}
     table, size, plan, partitions = _plan_partitions(config, job_dir, resuming)
     count = len(partitions) if table is None else max(1, -(-table.num_rows // size))
@@ -523,7 +524,7 @@ def _write_plan(config: JobConfig, job_dir: Path, hook: ObservabilityHook, parti
             "operation_name": name,
             "op_name": name,
             "node_type": "global_operation" if is_global else "partition_operation",
-            "config": args,
+            "config": hook.redact({"config": args})["config"],
             "dependencies": [previous] if previous else [],
             "execution_order": index + 1,
             "partitions": partitions,
@@ -572,9 +573,11 @@ def _write_plan(config: JobConfig, job_dir: Path, hook: ObservabilityHook, parti
     )
 
 
-def _backup_config(config: JobConfig, job_dir: Path) -> None:
+def _backup_config(config: JobConfig, job_dir: Path, redact: Redactor) -> None:
+    """A copy of the config in the job directory, its secrets redacted."""
     if config.source and Path(config.source).is_file():
-        shutil.copyfile(config.source, job_dir / Path(config.source).name)
+        text = Path(config.source).read_text(encoding="utf-8", errors="replace")
+        (job_dir / Path(config.source).name).write_text(redact_yaml(text, redact), "utf-8")
 
 
 def _write_summary(

@@ -6,6 +6,11 @@ job-level events are also ``fsync``-ed.  On open, a torn last line left by a
 crash is moved aside to ``events.jsonl.torn`` (with its offset) and cut from the
 log, so the next event does not get glued to it; every open writer holds a shared
 ``flock``, so a log that another process is writing is never "repaired".
+
+A write that fails halfway (a full disk) leaves no fragment either: the writer cuts
+what it wrote of the line when it is the log's only writer, and otherwise ends the
+fragment with the next line's newline, so that line is not lost (the fragment is then
+one malformed line for readers); the failure raises, and the hook counts it.
 """
 
 from __future__ import annotations
@@ -93,6 +98,8 @@ class EventLogWriter:
         self.path = Path(path)
         self.fd: int | None = None
         self.repaired_bytes = 0
+        self.failed_writes = 0
+        self._unterminated = False  # the log ends with a fragment of a failed write
         self._next_open = 0.0
         self._error: OSError | None = None
         self._open()
@@ -121,11 +128,36 @@ class EventLogWriter:
                 self._open()
             if self.fd is None:
                 raise self._error or OSError(f"cannot open {self.path}")
-        written = os.write(self.fd, line)
-        while written < len(line):  # only on a nearly full disk; still one append per call
-            written += os.write(self.fd, line[written:])
+        if self._unterminated:  # end the fragment first, in the same append
+            line = b"\n" + line
+        written = 0
+        try:
+            while written < len(line):  # a loop only on a nearly full disk
+                written += os.write(self.fd, line[written:])
+        except OSError:
+            self.failed_writes += 1
+            if written and not self._cut(self.fd, written):
+                self._unterminated = True
+            raise
+        self._unterminated = False
         if event_type in _DURABLE:
             os.fsync(self.fd)
+
+    def _cut(self, fd: int, written: int) -> bool:
+        """Cut the ``written`` bytes of a failed line off the log's end, if no other writer
+        could have appended since (only while this one holds the log alone)."""
+        end = os.lseek(fd, 0, os.SEEK_CUR)  # O_APPEND: just after what this write wrote
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            cut = False
+        else:
+            cut = os.fstat(fd).st_size == end
+            if cut:
+                os.ftruncate(fd, end - written)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # a failed upgrade may have dropped the shared lock
+        return cut
 
     def flush(self, timeout: float | None = None) -> None:
         if self.fd is not None:

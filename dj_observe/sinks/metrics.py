@@ -21,7 +21,13 @@ from dj_observe.events import EventType
 from dj_observe.ids import op_run_span_id, trace_id_hex
 from dj_observe.state import JobState, PartitionState, Status, error_type_of
 
-__all__ = ["MAX_OPS_PER_JOB", "STATE_LABELS", "MetricsSink", "SelfMetricsCollector"]
+__all__ = [
+    "MAX_LABEL_CHARS",
+    "MAX_OPS_PER_JOB",
+    "STATE_LABELS",
+    "MetricsSink",
+    "SelfMetricsCollector",
+]
 
 STATE_LABELS = {
     Status.NOT_STARTED: "pending",
@@ -31,6 +37,8 @@ STATE_LABELS = {
 }
 MAX_OPS_PER_JOB = 200
 """Distinct op label values per job; more (a runaway log) share the label ``other``."""
+MAX_LABEL_CHARS = 128
+"""Characters of a label value (job id, pipeline, op name) kept: a scrape stays small."""
 
 OP_BUCKETS = (
     0.005,
@@ -200,7 +208,9 @@ class MetricsSink:
         key = (id(metric), job, *values)
         child = self._children.get(key)
         if child is None:
-            labels = (job, self._pipelines[job], *values)
+            labels = tuple(
+                value[:MAX_LABEL_CHARS] for value in (job, self._pipelines[job], *values)
+            )
             self._series.setdefault(job, set()).add((metric, labels))
             child = self._children[key] = metric.labels(*labels)
         return child
@@ -299,7 +309,11 @@ class MetricsSink:
             ).set(1)
 
     def _clear_failed(self, job: str, part: PartitionState) -> None:
-        prefix = (job, self._pipelines[job], str(part.partition_id))
+        prefix = (
+            job[:MAX_LABEL_CHARS],
+            self._pipelines[job][:MAX_LABEL_CHARS],
+            str(part.partition_id),
+        )
         for metric, labels in list(self._series.get(job, ())):
             if metric is self.failed_partition and labels[:3] == prefix:
                 self.failed_partition.remove(*labels)

@@ -43,6 +43,7 @@ from dj_observe.ids import (
     phase_span_id,
     trace_id,
 )
+from dj_observe.redact import Redactor
 from dj_observe.state import JobState, PartitionState, PhaseRun, Status
 
 __all__ = [
@@ -60,6 +61,7 @@ MAX_MESSAGE_CHARS = 4096
 """Error messages on spans are cut to this many characters."""
 
 _SCOPE = InstrumentationScope("dj_observe", __version__)
+_SCRUB = Redactor()
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _CHECKPOINTS = frozenset({EventType.CHECKPOINT_SAVE.value, EventType.CHECKPOINT_LOAD.value})
 
@@ -480,7 +482,8 @@ class TraceSink:
         span_events = list(events or [])
         status = SpanStatus(StatusCode.OK)
         if error is not None:
-            message = text(error) or "failed"
+            # A replayed log may hold what the hook would have redacted.
+            message = _SCRUB.text((text(error) or "failed")[: 4 * MAX_MESSAGE_CHARS])
             message = message[:MAX_MESSAGE_CHARS]
             span_events.append(
                 SpanEvent(
