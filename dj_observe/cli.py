@@ -368,10 +368,10 @@ def _serve(args: argparse.Namespace, stderr: IO[str]) -> int:
 
 
 def _jobs(args: argparse.Namespace, stdout: IO[str]) -> int:
-    from dj_observe.jobs import JobUtils
+    from dj_observe.jobs import JobListing
     from dj_observe.jobs_view import print_jobs
 
-    utils = JobUtils(args.outputs_dir)
+    utils = JobListing(args.outputs_dir)
     listing = utils.list_running_jobs() if args.running else utils.list_jobs()
     print_jobs(listing, stdout)
     return EXIT_OK

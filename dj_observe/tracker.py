@@ -21,7 +21,7 @@ import msgspec
 from dj_observe.eventlog import EventLogReader, ReadStats
 from dj_observe.events import to_int
 from dj_observe.parallel import fold_in_parallel
-from dj_observe.state import JobState
+from dj_observe.state import DagFacts, JobState
 
 __all__ = ["JobDirectoryError", "JobTracker", "SideFile"]
 
@@ -72,7 +72,7 @@ class SideFile:
         except (OSError, msgspec.DecodeError) as exc:
             return cls(path, error=f"{path.name}: {_reason(exc)}", signature=signature)
         if isinstance(data, _Plan):
-            data = {"operations": plan_op_names(data)}
+            data = {"operations": plan_op_names(data), "dag": plan_dag_facts(data)}
         if not isinstance(data, dict):
             return cls(path, error=f"{path.name}: expected a JSON object", signature=signature)
         return cls(path, data, signature=signature)
@@ -92,6 +92,10 @@ class _PlanNode(msgspec.Struct, gc=False):
 
 class _Plan(msgspec.Struct, gc=False):
     nodes: dict[str, _PlanNode] | list[_PlanNode] | None = None
+    edges: Any = None
+    parallel_groups: Any = None
+    execution_plan: Any = None
+    metadata: Any = None
 
 
 _PLAN_DECODER = msgspec.json.Decoder(_Plan)
@@ -155,8 +159,10 @@ class JobTracker:
 
     def _load_plan(self) -> None:
         plan = SideFile.load(self.job_dir / DAG_PLAN, self.plan, _PLAN_DECODER)
-        if plan is not self.plan and plan.data and plan.data["operations"]:
-            self.state.set_plan(plan.data["operations"])
+        if plan is not self.plan and plan.data:
+            if plan.data["operations"]:
+                self.state.set_plan(plan.data["operations"])
+            self.state.note_dag_plan(plan.data["dag"])
         self.plan = plan
 
     def _load_side_files(self) -> None:
@@ -178,6 +184,24 @@ def _note_partitioning(state: JobState, info: dict[str, Any]) -> None:
             pid, rows = to_int(entry.get("partition_id")), to_int(entry.get("row_count"))
             if pid is not None:
                 state.note_partition(pid, rows)
+
+
+def plan_dag_facts(plan: _Plan) -> DagFacts:
+    """Counts, execution plan and metadata of a DAG plan, as Data-Juicer's snapshot reads them
+    (a member of the wrong type counts as absent)."""
+
+    def items(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else []
+
+    nodes = plan.nodes if isinstance(plan.nodes, (dict, list)) else []
+    return DagFacts(
+        total_nodes=len(nodes),
+        total_edges=len(items(plan.edges)),
+        parallel_groups=len(items(plan.parallel_groups)),
+        execution_plan=items(plan.execution_plan),
+        metadata=plan.metadata if isinstance(plan.metadata, dict) else {},
+        from_plan=True,
+    )
 
 
 def plan_op_names(plan: _Plan) -> list[str]:
