@@ -353,3 +353,59 @@ def test_an_upstream_script_runs_after_the_import_switch(make_job):
     assert ours["stats"]["completed_operations"] == 9
     theirs["stats"]["completed_operations"] = 9
     assert ours == theirs
+
+
+# -- monitor ------------------------------------------------------------------------------
+
+
+def test_monitor_reports_what_the_snapshot_reports(failed_job):
+    from dj_observe.job.monitor import JobProgressMonitor
+
+    data = JobProgressMonitor(failed_job.name, base_dir=str(failed_job.parent)).get_progress_data()
+    snap = snapshot.create_snapshot(failed_job)
+    overall = data["overall_progress"]
+    assert (overall["completed_partitions"], overall["failed_partitions"]) == (
+        snap.completed_partitions,
+        snap.failed_partitions,
+    )
+    assert overall["job_status"] == snap.overall_status.value
+    assert data["job_summary"] == snap.summary
+
+
+def test_show_job_progress_prints_and_returns_the_data(failed_job, capsys):
+    from dj_observe.job.monitor import show_job_progress
+
+    data = show_job_progress(failed_job.name, base_dir=str(failed_job.parent), detailed=True)
+    printed = capsys.readouterr().out
+    assert "(2/3 partitions)" in printed and "OPERATION DETAILS" in printed
+    assert set(data) == {
+        "job_id",
+        "job_summary",
+        "dataset_mapping",
+        "partition_status",
+        "overall_progress",
+    }
+
+
+def test_monitor_never_lets_a_log_drive_the_terminal(job_dir, capsys):
+    from dj_observe.job.monitor import show_job_progress
+
+    write_log(
+        job_dir,
+        [
+            ev("partition_start", 1.0, partition_id=0),
+            ev("partition_failed", 2.0, partition_id=0, error_message="\x1b]0;gone\x07\rover"),
+        ],
+    )
+    show_job_progress(job_dir.name, base_dir=str(job_dir.parent))
+    printed = capsys.readouterr().out
+    assert not {"\x1b", "\x07", "\r"} & set(printed)
+    assert "\\x1b]0;gone\\x07\\x0dover" in printed
+
+
+def test_monitor_main_exit_codes(failed_job, capsys):
+    from dj_observe.job.monitor import main as monitor_main
+
+    assert monitor_main([failed_job.name, "--base-dir", str(failed_job.parent)]) == 0
+    assert monitor_main(["missing", "--base-dir", str(failed_job.parent)]) == 1
+    assert capsys.readouterr().out.splitlines()[-1].startswith("Error: Job directory not found")
