@@ -151,11 +151,13 @@ class JobSnapshot:
     side_file_errors: list[str] = field(default_factory=list)
     skipped: dict[int, list[str]] = field(default_factory=dict)
     """Completed partitions' ops that never completed (see ``JobState.skipped_ops``)."""
+    count_group_timed: Callable[[], int] | None = field(default=None, repr=False)
+    """Counts :attr:`group_timed_operations` (a persisted fold keeps counts by partition)."""
 
     @functools.cached_property
     def group_timed_operations(self) -> int:
         """Op runs timed only together with their checkpoint group: no per-op duration."""
-        return group_timed_count(self.state)
+        return self.count_group_timed() if self.count_group_timed else group_timed_count(self.state)
 
     @property
     def last_event_time(self) -> float | None:
@@ -232,16 +234,19 @@ class ProcessingSnapshotAnalyzer:
         self.job_dir = str(directory)
         self.cache = cache
         self.tracker = JobTracker(self.work_dir, workers=workers)
+        self._stored_offsets: dict[Path, int] = {}
 
     def generate_snapshot(self) -> JobSnapshot:
         """Fold what was appended since the last call and summarise the job."""
-        if self.cache:
-            from dj_observe.foldcache import refresh_cached
+        if not self.cache:
+            return _summarise(self.tracker, self.tracker.refresh(), self.job_dir)
+        from dj_observe.foldcache import refresh_cached
 
-            state = refresh_cached(self.tracker)
-        else:
-            state = self.tracker.refresh()
-        return _summarise(self.tracker, state, self.job_dir)
+        fold = refresh_cached(self.tracker, self._stored_offsets)
+        self._stored_offsets = fold.stored_offsets
+        snapshot = _summarise(self.tracker, fold.state, self.job_dir)
+        snapshot.count_group_timed = fold.group_timed
+        return snapshot
 
     def to_json_dict(self, snapshot: JobSnapshot, *, summary: bool = False) -> dict[str, Any]:
         """The spec's JSON document as a dict (see :func:`write_json` for large jobs)."""
@@ -976,10 +981,14 @@ def backed_up_config(job_dir: str) -> str | None:
 
 def _config_on_command_line(job_dir: str) -> str | None:
     """The ``--config`` the job was started with, from Data-Juicer's ``cli.yaml``."""
-    import yaml
+    try:
+        text = Path(job_dir, _CLI_ARGUMENTS).read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    import yaml  # only for a job that has the file (importing it costs a poll's budget)
 
     try:
-        arguments = yaml.safe_load(Path(job_dir, _CLI_ARGUMENTS).read_text()).get("arguments")
+        arguments = yaml.safe_load(text).get("arguments")
         return arguments[arguments.index("--config") + 1]
     except (OSError, yaml.YAMLError, AttributeError, ValueError, IndexError, TypeError):
         return None

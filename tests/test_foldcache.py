@@ -222,3 +222,55 @@ def test_two_concurrent_pollers_while_the_log_grows(started, private_fold_cache)
             check=True,
         )
         assert stable(json.loads(done.stdout)) == _fresh(started)
+
+
+def _grouped(partition: int, first: int, count: int) -> list[dict]:
+    """``count`` ops of one checkpoint group: every op_start, then every op_complete."""
+    names = [(idx, f"op{idx}") for idx in range(first, first + count)]
+    starts = [
+        ev("op_start", 200.0 + idx, partition_id=partition, operation_idx=idx, operation_name=name)
+        for idx, name in names
+    ]
+    ends = [
+        ev(
+            "op_complete",
+            210.0 + idx,
+            partition_id=partition,
+            operation_idx=idx,
+            operation_name=name,
+        )
+        for idx, name in names
+    ]
+    return starts + ends
+
+
+def test_summary_polls_recount_group_timed_ops_where_events_were_appended(started):
+    first = _poll(started, "--summary")
+    assert first["metadata"]["group_timed_operations"] == 0
+    append_log(
+        started,
+        [*_grouped(0, 3, 2), ev("partition_start", 199.0, partition_id=1), *_grouped(1, 0, 3)],
+    )
+    polled = _poll(started, "--summary")
+    assert polled["metadata"]["group_timed_operations"] == 5
+    assert polled == _poll(started, "--summary", "--no-cache")
+    append_log(
+        started, [ev("op_start", 300.0, partition_id=1, operation_idx=3, operation_name="op3")]
+    )
+    assert _poll(started, "--summary") == _poll(started, "--summary", "--no-cache")
+
+
+def test_the_stored_fold_is_replaced_once_enough_was_folded_beyond_it(started, reads, monkeypatch):
+    from dj_observe import foldcache
+
+    _poll(started)
+    append_log(started, _events(3, 1))
+    _poll(started)  # folds the tail; the stored fold still ends where the first poll stopped
+    append_log(started, _events(4, 1))
+    monkeypatch.setattr(foldcache, "STORE_AFTER_BYTES", 1)
+    _poll(started)  # stores
+    size = (started / "events.jsonl").stat().st_size
+    append_log(started, _events(5, 1))
+    reads.clear()
+    assert _poll(started) == _fresh(started)
+    assert reads[0] == ("events.jsonl", size)

@@ -13,16 +13,17 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import psutil
 
 from dj_observe.eventlog import find_event_logs
-from dj_observe.jobs import find_job_dirs
 from dj_observe.snapshot import backed_up_config
 from dj_observe.state import JobState, PartitionState, Status
 from dj_observe.tracker import JOB_SUMMARY, JobDirectoryError, JobTracker, SideFile
+
+if TYPE_CHECKING:
+    import psutil
 
 __all__ = ["DEFAULT_BASE_DIR", "JobUtils", "iter_event_dicts", "list_running_jobs"]
 
@@ -98,6 +99,8 @@ def process_first_seen(work_dir: str | os.PathLike[str]) -> dict[int, float | No
 def is_job_process(process: psutil.Process, first_seen: float | None) -> bool:
     """Whether ``process`` can be the one the log named: alive, not a zombie, and started
     before the log first named its pid (a recycled pid started later)."""
+    import psutil
+
     try:
         if process.status() == psutil.STATUS_ZOMBIE:
             return False
@@ -162,6 +165,8 @@ class JobUtils:
     def find_processes_by_ids(self, process_ids: set[int]) -> list[psutil.Process]:
         """The running processes among ``process_ids`` that are the job's: never this
         process, never one that started after the log named its pid (a recycled pid)."""
+        import psutil
+
         first_seen = process_first_seen(self.work_dir)
         found = []
         for pid in sorted(process_ids):
@@ -308,6 +313,8 @@ def list_running_jobs(base_dir: str = DEFAULT_BASE_DIR) -> list[dict[str, Any]]:
     """Every job under ``base_dir``, newest first, as Data-Juicer lists them:
     ``job_id``, ``status``, ``start_time``, ``processes`` (how many of its processes are
     alive) and ``work_dir``."""
+    from dj_observe.jobs import find_job_dirs
+
     try:
         job_dirs = find_job_dirs(base_dir)
     except JobDirectoryError:
