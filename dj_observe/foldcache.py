@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 from dj_observe.eventlog import ReadStats, find_event_logs, iter_range
 from dj_observe.oprows import group_timed_counts
 from dj_observe.state import JobState, PartitionState, Status
-from dj_observe.tracker import JobTracker
+from dj_observe.tracker import JobTracker, gc_paused
 
 __all__ = [
     "CACHE_DIR_VARIABLE",
@@ -172,7 +172,7 @@ def _restore(tracker: JobTracker, entry_path: Path, key: str) -> _Entry | None:
     if not _private(entry_path.parent):
         return None
     try:
-        with entry_path.open("rb") as handle:
+        with entry_path.open("rb") as handle, gc_paused():
             entry = pickle.load(handle)
     except Exception:  # a missing, damaged or foreign entry is only a cache miss
         return None
@@ -183,7 +183,8 @@ def _restore(tracker: JobTracker, entry_path: Path, key: str) -> _Entry | None:
     if logs[: len(covered)] != covered or not all(map(_unchanged, entry.marks)):
         return None
     state = JobState()
-    vars(state).update(entry.state, partitions=entry.state["partitions"].objects())
+    with gc_paused():
+        vars(state).update(entry.state, partitions=entry.state["partitions"].objects())
     tracker.state = state
     tracker.reader.stats = entry.stats
     tracker.reader.offsets = {Path(mark.path): mark.offset for mark in entry.marks}

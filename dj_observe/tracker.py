@@ -140,7 +140,7 @@ class JobTracker:
         """
         self._load_side_files()
         first = not self.reader.offsets
-        with _gc_paused():
+        with gc_paused():
             if first and self.workers > 1:
                 fold_in_parallel(self.reader, self.state, self.workers, PARALLEL_MIN_BYTES)
             for events in self.reader.read(transient=True):
@@ -227,7 +227,7 @@ def plan_op_names(plan: _Plan) -> list[str]:
 
 
 @contextmanager
-def _gc_paused():
+def gc_paused():
     """Folding allocates many small objects that never form cycles; skip GC passes meanwhile."""
     enabled = gc.isenabled()
     gc.disable()
