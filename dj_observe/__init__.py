@@ -2,7 +2,7 @@
 
 from dj_observe.eventlog import EventLogReader, ReadStats, find_event_logs
 from dj_observe.events import Event, EventType, parse_line
-from dj_observe.job.snapshot import (
+from dj_observe.snapshot import (
     JobSnapshot,
     OperationStatus,
     PartitionStatus,
