@@ -32,10 +32,10 @@ EXIT_BAD_INPUT = 2
 EXIT_EXPORT_FAILED = 3
 EXIT_JOB_FAILED = 4
 EXIT_NOT_STOPPED = 5
+EXIT_INTERRUPTED = 130
 
 DEBUG_VARIABLE = "DJ_OBSERVE_DEBUG"
 """Set (to anything but ``0``) to see the traceback of an unexpected error, as ``--debug``."""
-EXIT_INTERRUPTED = 130
 
 
 class CliError(Exception):
