@@ -16,7 +16,6 @@ import enum
 import functools
 import io
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
@@ -29,6 +28,7 @@ import msgspec
 
 from dj_observe.eventlog import ReadStats
 from dj_observe.events import EventType
+from dj_observe.jsonstream import STREAM, FilePart, ObjectWriter, opened_and_unlinked, spools
 from dj_observe.oprows import PARTITIONS_PER_BATCH, OpRows, group_timed_count, op_rows
 from dj_observe.parallel import ForkedOutput, fork_is_safe
 from dj_observe.state import JobState, OpRun, PartitionState, Status
@@ -281,7 +281,7 @@ def write_json(
         _summary_chunks(snapshot, indent) if summary else _json_chunks(snapshot, indent, workers)
     )
     for chunk in chunks:
-        if isinstance(chunk, _FilePart):
+        if isinstance(chunk, FilePart):
             chunk.copy_to(stream)
         else:
             stream.write(chunk)
@@ -730,7 +730,7 @@ _CHECKPOINTED, _PARTITIONS, _OPERATIONS = range(3)
 def _render_batches(
     snap: JobSnapshot,
     partitions: list[PartitionState],
-    writer: _ObjectWriter,
+    writer: ObjectWriter,
     outputs: list[BinaryIO],
 ) -> int:
     """Write the partitions' elements of the three growing members, one output each;
@@ -738,7 +738,7 @@ def _render_batches(
     (also written, as text, to a fourth output if there is one).
 
     Op runs are computed once per batch of partitions and serve all three.
-    Every element batch is written with a leading comma (see :meth:`_ObjectWriter.member`).
+    Every element batch is written with a leading comma (see :meth:`ObjectWriter.member`).
     """
     state = snap.state
     group_timed = 0
@@ -761,14 +761,14 @@ _MEMBER_DEPTH = {_CHECKPOINTED: 4, _PARTITIONS: 2, _OPERATIONS: 2}
 """Nesting depth of each growing member's elements in the document."""
 
 
-def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[bytes | _FilePart]:
+def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[bytes | FilePart]:
     """The document in pieces.
 
     The growing members (checkpointed ops, partitions, ops) are first rendered
     into temporary files, for large jobs in two halves on two processes, and
     streamed from there: memory stays bounded however large the job.
     """
-    writer = _ObjectWriter(indent)
+    writer = ObjectWriter(indent)
     partitions = [part for _, part in _partitions(snap.state)]
     split = len(partitions)
     child = None
@@ -782,25 +782,25 @@ def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[b
             stack.callback(child.discard)
         for key, value in _head(snap, partitions).items():  # while the child renders
             yield writer.item(key, value)
-        halves = [_spools(stack)]
+        halves = [spools(stack)]
         group_timed = _render_batches(snap, partitions[:split], writer, halves[0])
         paths = child.read() if child is not None else None
         if paths is not None:
-            halves.append([stack.enter_context(_opened_and_unlinked(path)) for path in paths])
+            halves.append([stack.enter_context(opened_and_unlinked(path)) for path in paths])
             group_timed += int(halves[1].pop().read() or 0)
         elif child is not None:  # the child failed: render its half here
-            halves.append(_spools(stack))
+            halves.append(spools(stack))
             group_timed += _render_batches(snap, partitions[split:], writer, halves[1])
         members = [[half[member] for half in halves] for member in range(3)]
-        yield from writer.member("checkpointing", _checkpointing(snap, _STREAM), members[0], b"[]")
-        yield from writer.member("partition_progress", _STREAM, members[1])
-        yield from writer.member("operation_progress", _STREAM, members[2])
+        yield from writer.member("checkpointing", _checkpointing(snap, STREAM), members[0], b"[]")
+        yield from writer.member("partition_progress", STREAM, members[1])
+        yield from writer.member("operation_progress", STREAM, members[2])
         yield from _tail(snap, writer, group_timed)
 
 
 def _summary_chunks(snap: JobSnapshot, indent: int) -> Iterator[bytes]:
     """The document without its growing members (the head a monitor reads)."""
-    writer = _ObjectWriter(indent)
+    writer = ObjectWriter(indent)
     partitions = [part for _, part in _partitions(snap.state)]
     for key, value in _head(snap, partitions).items():
         yield writer.item(key, value)
@@ -810,132 +810,11 @@ def _summary_chunks(snap: JobSnapshot, indent: int) -> Iterator[bytes]:
     yield from _tail(snap, writer, snap.group_timed_operations)
 
 
-def _tail(snap: JobSnapshot, writer: _ObjectWriter, group_timed: int) -> Iterator[bytes]:
+def _tail(snap: JobSnapshot, writer: ObjectWriter, group_timed: int) -> Iterator[bytes]:
     yield writer.item("dag_structure", snap.dag_structure or {})
     yield writer.item("file_paths", _file_paths(snap))
     yield writer.item("metadata", _metadata(snap, group_timed))
     yield writer.close()
-
-
-def _spools(stack: ExitStack) -> list[BinaryIO]:
-    return [stack.enter_context(tempfile.TemporaryFile()) for _ in range(3)]
-
-
-def _opened_and_unlinked(path: str) -> BinaryIO:
-    handle = open(path, "rb")  # noqa: SIM115 - the caller's context closes it
-    os.unlink(path)
-    return handle
-
-
-@dataclass(frozen=True)
-class _FilePart:
-    """The bytes of an open file from ``start`` to its end, to be copied to the output."""
-
-    handle: BinaryIO
-    start: int
-
-    _READ = 1 << 20
-
-    def copy_to(self, stream: IO[bytes]) -> None:
-        """Copy in the kernel (``sendfile``) when the stream is a file descriptor, else by reads."""
-        source = self.handle.fileno()
-        offset, size = self.start, os.fstat(source).st_size
-        try:
-            target = stream.fileno()
-            stream.flush()
-            while offset < size and (sent := os.sendfile(target, source, offset, size - offset)):
-                offset += sent
-        except (
-            OSError,
-            ValueError,
-        ):  # no descriptor (io.UnsupportedOperation), or sendfile refused
-            pass
-        self.handle.seek(offset)
-        while offset < size and (chunk := self.handle.read(min(self._READ, size - offset))):
-            stream.write(chunk)
-            offset += len(chunk)
-
-
-_STREAM = "\u0000streamed\u0000"
-"""Placeholder for the member's part whose elements are written from files."""
-
-
-class _ObjectWriter:
-    """Writes one top-level JSON object member by member, pretty-printed or compact.
-
-    A member may contain :data:`_STREAM` once: that spot is filled with the
-    elements already rendered into files by :meth:`write_elements`, so no more than
-    one batch of elements is ever held in memory.
-    """
-
-    def __init__(self, indent: int) -> None:
-        self.indent = indent
-        self.first = True
-
-    def _encode(self, value: Any, depth: int) -> bytes:
-        data = msgspec.json.encode(value)
-        if not self.indent:
-            return data
-        data = msgspec.json.format(data, indent=self.indent)
-        return data.replace(b"\n", b"\n" + b" " * (self.indent * depth))
-
-    def _key(self, key: str) -> bytes:
-        lead = b"{" if self.first else b","
-        self.first = False
-        newline = b"\n" + b" " * self.indent if self.indent else b""
-        return lead + newline + msgspec.json.encode(key) + (b": " if self.indent else b":")
-
-    def _pad(self, depth: int) -> bytes:
-        return b"\n" + b" " * (self.indent * depth) if self.indent else b""
-
-    def item(self, key: str, value: Any) -> bytes:
-        return self._key(key) + self._encode(value, depth=1)
-
-    def write_elements(self, out: BinaryIO, batch: dict[str, Any] | list[Any], depth: int) -> None:
-        """Write a batch of elements at ``depth``, each after a comma (:meth:`member` drops
-        the first).  The batch is encoded nested in ``depth - 1`` lists, so the formatter
-        indents it in place; the wrappers are cut off without copying."""
-        if not batch:
-            return
-        wrappers = depth - 1
-        value: Any = batch
-        for _ in range(wrappers):
-            value = [value]
-        data = msgspec.json.encode(value)
-        step = self.indent
-        if step:
-            data = msgspec.json.format(data, indent=step)
-        # Each wrapper opens with "[" + newline + its child's indent, then the batch's
-        # bracket; the batch and each wrapper close with newline + indent + bracket.
-        # (Compact: only the brackets.)
-        line = 1 if step else 0
-        head = sum(1 + line + step * (level + 1) for level in range(wrappers)) + 1
-        tail = sum(line + step * level + 1 for level in range(depth))
-        out.write(b",")
-        out.write(memoryview(data)[head : len(data) - tail])
-
-    def member(
-        self, key: str, value: Any, parts: list[BinaryIO], brackets: bytes = b"{}"
-    ) -> Iterator[bytes | _FilePart]:
-        """The member ``key: value`` with the elements in ``parts`` (files of
-        :meth:`write_elements` output, in order) at the :data:`_STREAM` spot."""
-        head, tail = (self._key(key) + self._encode(value, depth=1)).split(
-            msgspec.json.encode(_STREAM)
-        )
-        line_start = head.rfind(b"\n") + 1
-        depth = (len(head) - line_start - len(head[line_start:].lstrip())) // max(self.indent, 1)
-        yield head + brackets[:1]
-        lead = 1  # the first element's comma
-        for part in parts:
-            if part.seek(0, os.SEEK_END) > lead:
-                yield _FilePart(part, lead)
-                lead = 0
-        if not lead:
-            yield self._pad(depth)
-        yield brackets[1:] + tail
-
-    def close(self) -> bytes:
-        return (b"{" if self.first else b"") + (b"\n}\n" if self.indent else b"}")
 
 
 # -- small helpers -----------------------------------------------------------------
