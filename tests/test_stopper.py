@@ -86,6 +86,19 @@ def test_a_recycled_pid_is_never_signalled(job_dir, spawn):
     assert process.poll() is None
 
 
+def test_a_process_that_is_no_python_or_ray_one_is_never_signalled(job_dir):
+    """E.g. the log's pid was a worker on another node; here it names a ``sleep``."""
+    process = subprocess.Popen(["sleep", "60"])
+    try:
+        _job_of(job_dir, process.pid, time.time() + 1)
+        code, out = _stop(str(job_dir), "--timeout", "1")
+        assert code == 0 and "no running process" in out
+        assert process.poll() is None
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def test_this_process_is_never_signalled(job_dir):
     _job_of(job_dir, os.getpid(), time.time())
     code, out = _stop(str(job_dir), "--timeout", "1")

@@ -96,16 +96,26 @@ def process_first_seen(work_dir: str | os.PathLike[str]) -> dict[int, float | No
     return seen
 
 
+JOB_PROCESS_MARKS = ("python", "ray::", "dj-")
+"""A job's processes are Python ones: its driver (``python``, ``dj-process``,
+``dj-observe``) and Ray's workers (``ray::...``).  A pid naming anything else (a pid the
+log recorded on another node, say) is not signalled."""
+
+
 def is_job_process(process: psutil.Process, first_seen: float | None) -> bool:
-    """Whether ``process`` can be the one the log named: alive, not a zombie, and started
-    before the log first named its pid (a recycled pid started later)."""
+    """Whether ``process`` can be the one the log named: alive, not a zombie, a Python or
+    Ray process, and started before the log first named its pid (a recycled pid started
+    later)."""
     import psutil
 
     try:
         if process.status() == psutil.STATUS_ZOMBIE:
             return False
         started = process.create_time()
+        names = " ".join([process.name(), *process.cmdline()[:2]])
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+    if not any(mark in names for mark in JOB_PROCESS_MARKS):
         return False
     return first_seen is None or started <= first_seen + PID_START_SLACK_SECONDS
 
