@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
-from collections.abc import Sequence
-from contextlib import redirect_stderr, redirect_stdout
+import threading
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import IO
 
@@ -26,10 +29,15 @@ __all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_DRIFT = 1
+EXIT_UNEXPECTED = 1
 EXIT_BAD_INPUT = 2
 EXIT_EXPORT_FAILED = 3
 EXIT_JOB_FAILED = 4
+EXIT_NOT_STOPPED = 5
 EXIT_INTERRUPTED = 130
+
+DEBUG_VARIABLE = "DJ_OBSERVE_DEBUG"
+"""Set (to anything but ``0``) to see the traceback of an unexpected error, as ``--debug``."""
 
 
 class CliError(Exception):
@@ -43,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         "event logs.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the traceback of an unexpected error (or set {DEBUG_VARIABLE}=1)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     snap = commands.add_parser(
@@ -69,6 +82,37 @@ def _parser() -> argparse.ArgumentParser:
         default=2,
         metavar="N",
         help="processes used to fold a large log (default: 2)",
+    )
+    snap.add_argument(
+        "--summary",
+        action="store_true",
+        help="leave out partition_progress, operation_progress and the checkpointed-op list",
+    )
+    snap.add_argument(
+        "--no-cache",
+        dest="cache",
+        action="store_false",
+        help="fold the whole log, neither reading nor writing the persisted fold",
+    )
+
+    stop = commands.add_parser(
+        "stop",
+        help="stop a running job by the processes its event log recorded",
+        description="Send SIGTERM to the job's live processes (never to a recycled pid), wait "
+        "up to --timeout seconds, then SIGKILL the rest with --force.  The log and the "
+        "checkpoints stay intact: the job resumes.",
+    )
+    stop.add_argument("job_dir", help="the job's work directory (with --list: an outputs dir)")
+    stop.add_argument("--force", action="store_true", help="SIGKILL what outlives the timeout")
+    stop.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds to wait after SIGTERM (default: 30)",
+    )
+    stop.add_argument(
+        "--list", action="store_true", help="list the jobs under JOB_DIR and their live processes"
     )
 
     run = commands.add_parser(
@@ -226,7 +270,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _write_output(
-    path: str, analyzer: ProcessingSnapshotAnalyzer, compact: bool, workers: int
+    path: str, analyzer: ProcessingSnapshotAnalyzer, compact: bool, workers: int, summary: bool
 ) -> None:
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
@@ -236,7 +280,9 @@ def _write_output(
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
-            write_json(snapshot, handle, indent=0 if compact else 2, workers=workers)
+            write_json(
+                snapshot, handle, indent=0 if compact else 2, workers=workers, summary=summary
+            )
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -246,9 +292,9 @@ def _write_output(
 def _snapshot(args: argparse.Namespace, stdout: IO[str]) -> int:
     if args.workers < 1:
         raise CliError("--workers must be at least 1")
-    analyzer = ProcessingSnapshotAnalyzer(args.job_dir, workers=args.workers)
+    analyzer = ProcessingSnapshotAnalyzer(args.job_dir, workers=args.workers, cache=args.cache)
     if args.output:
-        _write_output(args.output, analyzer, args.compact, args.workers)
+        _write_output(args.output, analyzer, args.compact, args.workers, args.summary)
         return EXIT_OK
     snapshot = analyzer.generate_snapshot()
     if args.human_readable:
@@ -258,14 +304,15 @@ def _snapshot(args: argparse.Namespace, stdout: IO[str]) -> int:
         return EXIT_OK
     stdout.flush()
     binary = getattr(stdout, "buffer", None)
+    indent = 0 if args.compact else 2
     if binary is not None:
-        write_json(snapshot, binary, indent=0 if args.compact else 2, workers=args.workers)
+        write_json(snapshot, binary, indent=indent, workers=args.workers, summary=args.summary)
         binary.flush()
     else:
         from io import BytesIO
 
         buffer = BytesIO()
-        write_json(snapshot, buffer, indent=0 if args.compact else 2)
+        write_json(snapshot, buffer, indent=indent, summary=args.summary)
         stdout.write(buffer.getvalue().decode())
     return EXIT_OK
 
@@ -332,6 +379,24 @@ def _diff(args: argparse.Namespace, stdout: IO[str]) -> int:
     return EXIT_DRIFT if args.fail_on_drift and comparison.drift else EXIT_OK
 
 
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """``SIGTERM`` (``dj-observe stop``) ends the job as Ctrl-C does: the hook closes its
+    sinks and Ray shuts down, the log and the checkpoints stay resumable."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     from dj_observe.runner.config import load_config
     from dj_observe.runner.executor import run_job
@@ -339,7 +404,7 @@ def _run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     from dj_observe.snapshot_view import print_snapshot
 
     config = load_config(args.config)
-    with RunProgress(stderr) as progress:
+    with _sigterm_interrupts(), RunProgress(stderr) as progress:
         result = run_job(
             config, job_id=args.job_id, ray_address=args.ray_address, on_progress=progress.update
         )
@@ -443,12 +508,51 @@ def _serve(args: argparse.Namespace, stderr: IO[str]) -> int:
 
 
 def _jobs(args: argparse.Namespace, stdout: IO[str]) -> int:
-    from dj_observe.jobs import JobUtils
+    from dj_observe.jobs import JobListing
     from dj_observe.jobs_view import print_jobs
 
-    utils = JobUtils(args.outputs_dir)
+    utils = JobListing(args.outputs_dir)
     listing = utils.list_running_jobs() if args.running else utils.list_jobs()
     print_jobs(listing, stdout)
+    return EXIT_OK
+
+
+def _stop(args: argparse.Namespace, stdout: IO[str]) -> int:
+    from dj_observe.job.common import list_running_jobs
+    from dj_observe.job.stopper import JobStopper
+
+    if args.list:
+        jobs = list_running_jobs(args.job_dir)
+        for job in jobs:
+            print(
+                f"{job['job_id']}\t{job['status']}\t{job['processes']} live\t{job['work_dir']}",
+                file=stdout,
+            )
+        if not jobs:
+            print(f"no jobs under {args.job_dir}", file=stdout)
+        return EXIT_OK
+    if args.timeout < 0:
+        raise CliError("--timeout must not be negative")
+    job_dir = Path(args.job_dir)
+    if not job_dir.is_dir():
+        raise CliError(f"job directory not found: {job_dir}")
+    result = JobStopper(job_dir.name, work_dir=str(job_dir)).stop_job(
+        force=args.force, timeout=args.timeout
+    )
+    for proc in result["stopped"]:
+        print(f"stopped pid {proc['pid']} ({proc['name']})", file=stdout)
+    for proc in result["still_running"]:
+        print(f"still running: pid {proc['pid']} ({proc['name']})", file=stdout)
+    if result["still_running"]:
+        hint = "" if args.force else "; --force kills it"
+        print(f"job {result['job_id']} not stopped{hint}", file=stdout)
+        return EXIT_NOT_STOPPED
+    if not result["stopped"]:
+        print(f"job {result['job_id']}: no running process to stop", file=stdout)
+    else:
+        print(
+            f"job {result['job_id']} stopped; resume it from its log and checkpoints", file=stdout
+        )
     return EXIT_OK
 
 
@@ -535,6 +639,8 @@ def main(
             )
         if args.command == "instrument":
             return _instrument(args.child)
+        if args.command == "stop":
+            return _stop(args, stdout)
         return _jobs(args, stdout)
     except (CliError, JobDirectoryError, ConfigError) as exc:
         print(f"dj-observe: error: {exc}", file=stderr)
@@ -549,6 +655,15 @@ def main(
     except KeyboardInterrupt:
         print("dj-observe: interrupted", file=stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a defect: one line, the traceback only on request
+        if args.debug or os.environ.get(DEBUG_VARIABLE, "0") not in ("", "0"):
+            traceback.print_exc(file=stderr)
+        print(
+            f"dj-observe: unexpected error ({type(exc).__name__}: {exc}); "
+            f"--debug or {DEBUG_VARIABLE}=1 shows the traceback",
+            file=stderr,
+        )
+        return EXIT_UNEXPECTED
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Job tools: find the jobs under an outputs directory, tell which are running.
 
-``JobUtils(base_dir)`` is the spec's entry point: ``list_jobs()``,
-``list_running_jobs()`` and ``load_event_logs()``.  A job is running when its
+``JobListing(base_dir)``: ``list_jobs()``, ``list_running_jobs()`` and
+``load_event_logs()`` (also importable as ``JobUtils``, its former name; Data-Juicer's
+one-job ``JobUtils(job_id, work_dir=None, base_dir=None)`` is
+:class:`dj_observe.job.common.JobUtils`).  A job is running when its
 log has no terminal status and a process that wrote it (its ``process_id``) is
 still alive and older than the job's last event (so a recycled pid does not count).
 """
@@ -21,7 +23,7 @@ from dj_observe.events import Event
 from dj_observe.state import JobState, Status
 from dj_observe.tracker import JobDirectoryError, JobTracker
 
-__all__ = ["JobInfo", "JobUtils", "find_job_dirs", "list_running_jobs"]
+__all__ = ["JobInfo", "JobListing", "JobUtils", "find_job_dirs", "list_running_jobs"]
 
 MAX_DEPTH = 3
 """How deep below the outputs directory job directories are looked for."""
@@ -119,7 +121,7 @@ def _info(job_dir: Path) -> JobInfo:
     )
 
 
-class JobUtils:
+class JobListing:
     """Jobs under one outputs directory (or a single job directory)."""
 
     def __init__(self, base_dir: str | os.PathLike[str] = "./outputs") -> None:
@@ -156,5 +158,9 @@ class JobUtils:
 
 
 def list_running_jobs(base_dir: str | os.PathLike[str] = "./outputs") -> list[JobInfo]:
-    """Module-level shortcut, as in Data-Juicer: ``JobUtils(base_dir).list_running_jobs()``."""
-    return JobUtils(base_dir).list_running_jobs()
+    """Module-level shortcut: ``JobListing(base_dir).list_running_jobs()``."""
+    return JobListing(base_dir).list_running_jobs()
+
+
+JobUtils = JobListing
+"""The former name of :class:`JobListing`."""

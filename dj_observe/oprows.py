@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import operator
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dj_observe.state import JobState, PartitionState, Status
@@ -206,10 +207,19 @@ def _duration(recorded: float, start: float | None, end: float | None) -> float 
 
 def group_timed_count(state: JobState) -> int:
     """How many of the job's op runs :meth:`JobState.op_timed_as_group`."""
-    partitions = [part for _, part in sorted(state.partitions.items())]
-    count = 0
+    return sum(group_timed_counts(state, state.partitions).values())
+
+
+def group_timed_counts(state: JobState, partition_ids: Iterable[int]) -> dict[int, int]:
+    """For each of these partitions, how many of its op runs
+    :meth:`JobState.op_timed_as_group`."""
+    partitions = [state.partitions[pid] for pid in sorted(partition_ids)]
+    counts: dict[int, int] = {}
     for first in range(0, len(partitions), PARTITIONS_PER_BATCH):
         batch = partitions[first : first + PARTITIONS_PER_BATCH]
         slots, index, bounds = _ordered(state, batch)
-        count += len(_timed_as_group(state, slots, index, bounds))
-    return count
+        per_partition = [0] * len(batch)
+        for row in _timed_as_group(state, slots, index, bounds):
+            per_partition[bisect.bisect_right(bounds, row) - 1] += 1
+        counts.update(zip((part.partition_id for part in batch), per_partition, strict=True))
+    return counts

@@ -16,19 +16,19 @@ import enum
 import functools
 import io
 import os
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, TypeVar
 
 import msgspec
 
 from dj_observe.eventlog import ReadStats
 from dj_observe.events import EventType
+from dj_observe.jsonstream import STREAM, FilePart, ObjectWriter, opened_and_unlinked, spools
 from dj_observe.oprows import PARTITIONS_PER_BATCH, OpRows, group_timed_count, op_rows
 from dj_observe.parallel import ForkedOutput, fork_is_safe
 from dj_observe.sidefiles import CLI_ARGUMENTS, command_line_config
@@ -38,14 +38,20 @@ from dj_observe.tracker import JobDirectoryError, JobTracker
 __all__ = [
     "JobDirectoryError",
     "JobSnapshot",
+    "LazyMapping",
     "OperationStatus",
     "PartitionStatus",
     "ProcessingSnapshotAnalyzer",
     "ProcessingStatus",
     "create_snapshot",
     "format_duration",
+    "operation_statuses",
+    "partition_statuses",
     "write_json",
 ]
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 PARALLEL_RENDER_MIN_OPS = 20_000
 """Jobs with at least this many op runs render ``operation_progress`` in a forked child."""
@@ -107,29 +113,39 @@ class PartitionStatus:
 
 @dataclass
 class JobSnapshot:
-    """The answers the snapshot JSON is made of (attribute names follow the spec's examples)."""
+    """The answers the snapshot JSON is made of.
+
+    The fields up to ``overall_status`` are Data-Juicer's, in its order and with its
+    defaults; the rest are dj-observe's.  A snapshot from :meth:`ProcessingSnapshotAnalyzer.
+    generate_snapshot` fills ``partition_statuses`` and ``operation_statuses`` on first access
+    (they are large for large jobs).
+    """
 
     job_id: str
-    overall_status: ProcessingStatus
-    job_start_time: float | None
-    job_end_time: float | None
-    total_duration: float | None
-    total_partitions: int
-    completed_partitions: int
-    failed_partitions: int
-    in_progress_partitions: int
-    total_operations: int
-    completed_operations: int
-    failed_operations: int
-    checkpointed_operations: int
-    checkpoint_strategy: str | None
-    last_checkpoint_time: float | None
-    resumable: bool
-    timing_source: str
-    generated_at: float
-    job_dir: str
-    state: JobState = field(repr=False)
-    stats: ReadStats = field(repr=False)
+    job_start_time: float | None = None
+    job_end_time: float | None = None
+    total_duration: float | None = None
+    total_partitions: int = 0
+    completed_partitions: int = 0
+    failed_partitions: int = 0
+    in_progress_partitions: int = 0
+    total_operations: int = 0
+    completed_operations: int = 0
+    failed_operations: int = 0
+    checkpointed_operations: int = 0
+    partition_statuses: Mapping[int, PartitionStatus] | None = None
+    operation_statuses: Mapping[str, OperationStatus] | None = None
+    dag_structure: dict[str, Any] | None = None
+    checkpoint_strategy: str | None = None
+    checkpoint_frequency: str | None = None
+    last_checkpoint_time: float | None = None
+    resumable: bool = False
+    overall_status: ProcessingStatus = ProcessingStatus.NOT_STARTED
+    timing_source: str = "events"
+    generated_at: float = field(default_factory=time.time)
+    job_dir: str = ""
+    state: JobState = field(default_factory=JobState, repr=False)
+    stats: ReadStats = field(default_factory=ReadStats, repr=False)
     summary: dict[str, Any] = field(default_factory=dict, repr=False)
     dag_plan_loaded: bool = False
     log_files: list[str] = field(default_factory=list)
@@ -138,30 +154,13 @@ class JobSnapshot:
     """The ``--config`` of Data-Juicer's ``cli.yaml``, when the resumption command needs it."""
     skipped: dict[int, list[str]] = field(default_factory=dict)
     """Completed partitions' ops that never completed (see ``JobState.skipped_ops``)."""
-
-    @property
-    def partition_statuses(self) -> dict[int, PartitionStatus]:
-        """Every partition, by id (built on demand: large for large jobs)."""
-        state = self.state
-        return {
-            part.partition_id: _partition_status(state, rows, i)
-            for rows in _row_chunks(state, [part for _, part in _partitions(state)])
-            for i, part in enumerate(rows.partitions)
-        }
-
-    @property
-    def operation_statuses(self) -> dict[str, OperationStatus]:
-        """Every op run, keyed ``p{partition}_op{idx}_{name}`` (built on demand)."""
-        return {
-            operation_key(run): operation_status(run)
-            for _, part in _partitions(self.state)
-            for run in self.state.op_runs(part)
-        }
+    count_group_timed: Callable[[], int] | None = field(default=None, repr=False)
+    """Counts :attr:`group_timed_operations` (a persisted fold keeps counts by partition)."""
 
     @functools.cached_property
     def group_timed_operations(self) -> int:
         """Op runs timed only together with their checkpoint group: no per-op duration."""
-        return group_timed_count(self.state)
+        return self.count_group_timed() if self.count_group_timed else group_timed_count(self.state)
 
     @property
     def last_event_time(self) -> float | None:
@@ -173,40 +172,119 @@ class JobSnapshot:
         return None if last is None else max(0.0, self.generated_at - last)
 
 
-class ProcessingSnapshotAnalyzer:
-    """Builds snapshots of one job directory (Data-Juicer's API)."""
+def partition_statuses(state: JobState) -> dict[int, PartitionStatus]:
+    """Every partition of the fold, by id."""
+    return {
+        part.partition_id: _partition_status(state, rows, i)
+        for rows in _row_chunks(state, [part for _, part in _partitions(state)])
+        for i, part in enumerate(rows.partitions)
+    }
 
-    def __init__(self, job_dir: str | os.PathLike[str], *, workers: int = 2) -> None:
-        self.job_dir = str(job_dir)
-        self.tracker = JobTracker(Path(job_dir), workers=workers)
+
+def operation_statuses(state: JobState) -> dict[str, OperationStatus]:
+    """Every op run of the fold, keyed ``p{partition}_op{idx}_{name}``."""
+    return {
+        operation_key(run): operation_status(run)
+        for _, part in _partitions(state)
+        for run in state.op_runs(part)
+    }
+
+
+class LazyMapping(Mapping[_K, _V]):
+    """A read-only mapping built by ``build`` on first access."""
+
+    def __init__(self, build: Callable[[], dict[_K, _V]]) -> None:
+        self._build: Callable[[], dict[_K, _V]] | None = build
+        self._data: dict[_K, _V] = {}
+
+    def _items(self) -> dict[_K, _V]:
+        if self._build is not None:
+            self._data, self._build = self._build(), None
+        return self._data
+
+    def __getitem__(self, key: _K) -> _V:
+        return self._items()[key]
+
+    def __iter__(self) -> Iterator[_K]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __repr__(self) -> str:
+        return repr(self._items()) if self._build is None else f"{type(self).__name__}(...)"
+
+
+class ProcessingSnapshotAnalyzer:
+    """Builds snapshots of one job directory (``work_dir``; ``job_dir`` is the same).
+
+    With ``cache=True`` the fold is kept between processes (:mod:`dj_observe.foldcache`):
+    a later analyzer of the same directory folds only what the logs appended since.
+    """
+
+    def __init__(
+        self,
+        work_dir: str | os.PathLike[str] | None = None,
+        *,
+        workers: int = 2,
+        job_dir: str | os.PathLike[str] | None = None,
+        cache: bool = False,
+    ) -> None:
+        directory = work_dir if work_dir is not None else job_dir
+        if directory is None:
+            raise TypeError("ProcessingSnapshotAnalyzer() needs a work_dir")
+        self.work_dir = Path(directory)
+        self.job_dir = str(directory)
+        self.cache = cache
+        self.tracker = JobTracker(self.work_dir, workers=workers)
+        self._stored_offsets: dict[Path, int] = {}
 
     def generate_snapshot(self) -> JobSnapshot:
         """Fold what was appended since the last call and summarise the job."""
-        state = self.tracker.refresh()
-        return _summarise(self.tracker, state, self.job_dir)
+        if not self.cache:
+            return _summarise(self.tracker, self.tracker.refresh(), self.job_dir)
+        from dj_observe.foldcache import refresh_cached
 
-    def to_json_dict(self, snapshot: JobSnapshot) -> dict[str, Any]:
+        fold = refresh_cached(self.tracker, self._stored_offsets)
+        self._stored_offsets = fold.stored_offsets
+        snapshot = _summarise(self.tracker, fold.state, self.job_dir)
+        snapshot.count_group_timed = fold.group_timed
+        return snapshot
+
+    def to_json_dict(self, snapshot: JobSnapshot, *, summary: bool = False) -> dict[str, Any]:
         """The spec's JSON document as a dict (see :func:`write_json` for large jobs)."""
         buffer = io.BytesIO()
-        write_json(snapshot, buffer, indent=0)
+        write_json(snapshot, buffer, indent=0, summary=summary)
         return msgspec.json.decode(buffer.getbuffer())
 
 
-def create_snapshot(job_dir: str | os.PathLike[str]) -> JobSnapshot:
-    """Snapshot a job directory in one call."""
-    return ProcessingSnapshotAnalyzer(job_dir).generate_snapshot()
+def create_snapshot(
+    work_dir: str | os.PathLike[str], detailed: bool = False, *, cache: bool = False
+) -> JobSnapshot:
+    """Snapshot a job directory in one call (``detailed`` is accepted, as in Data-Juicer)."""
+    return ProcessingSnapshotAnalyzer(work_dir, cache=cache).generate_snapshot()
 
 
 def write_json(
-    snapshot: JobSnapshot, stream: IO[bytes], *, indent: int = 2, workers: int = 1
+    snapshot: JobSnapshot,
+    stream: IO[bytes],
+    *,
+    indent: int = 2,
+    workers: int = 1,
+    summary: bool = False,
 ) -> None:
     """Write the snapshot JSON to a binary stream, piece by piece.
 
     With ``workers > 1`` a large job's ``operation_progress`` is rendered in a
-    forked child while this process renders the rest.
+    forked child while this process renders the rest.  ``summary`` leaves out what
+    grows with the job: ``partition_progress``, ``operation_progress`` and the list of
+    checkpointed ops.
     """
-    for chunk in _json_chunks(snapshot, indent=indent, workers=workers):
-        if isinstance(chunk, _FilePart):
+    chunks = (
+        _summary_chunks(snapshot, indent) if summary else _json_chunks(snapshot, indent, workers)
+    )
+    for chunk in chunks:
+        if isinstance(chunk, FilePart):
             chunk.copy_to(stream)
         else:
             stream.write(chunk)
@@ -248,6 +326,10 @@ def _summarise(tracker: JobTracker, state: JobState, job_dir: str) -> JobSnapsho
     checkpointed = state.checkpointed_op_count()
     return JobSnapshot(
         job_id=_text(summary.get("job_id")) or state.job_id or Path(job_dir).name,
+        partition_statuses=LazyMapping(functools.partial(partition_statuses, state)),
+        operation_statuses=LazyMapping(functools.partial(operation_statuses, state)),
+        dag_structure=_dag_structure(state),
+        checkpoint_frequency=_text(summary.get("checkpoint_frequency")),
         overall_status=ProcessingStatus.of(status),
         job_start_time=start,
         job_end_time=end,
@@ -275,6 +357,20 @@ def _summarise(tracker: JobTracker, state: JobState, job_dir: str) -> JobSnapsho
         command_line_config=command_line,
         skipped=state.skipped_operations(),
     )
+
+
+def _dag_structure(state: JobState) -> dict[str, Any]:
+    """Data-Juicer's ``dag_structure`` member; empty when the job's DAG is unknown."""
+    dag = state.dag
+    if not dag.known:
+        return {}
+    return {
+        "total_nodes": dag.total_nodes or 0,
+        "total_edges": dag.total_edges or 0,
+        "parallel_groups": dag.parallel_groups or 0,
+        "execution_plan": dag.execution_plan,
+        "metadata": dag.metadata,
+    }
 
 
 def _overall_status(
@@ -501,6 +597,9 @@ def _head(snap: JobSnapshot, partitions: list[PartitionState]) -> dict[str, Any]
             "partition_percentage": partition_pct,
             "operation_percentage": operation_pct,
         },
+        "job_start_time": snap.job_start_time,
+        "job_end_time": snap.job_end_time,
+        "total_duration": snap.total_duration,
         "timing": {
             "start_time": snap.job_start_time,
             "end_time": snap.job_end_time,
@@ -548,7 +647,7 @@ def _file_paths(snap: JobSnapshot) -> dict[str, Any]:
         "checkpoint_dir": _path(snap, "checkpoint_dir", "checkpoints"),
         "metadata_dir": _path(snap, "metadata_dir", "metadata"),
         "backed_up_config_path": _text(snap.summary.get("backed_up_config_path"))
-        or _backed_up_config(snap.job_dir),
+        or backed_up_config(snap.job_dir),
     }
 
 
@@ -640,7 +739,7 @@ _CHECKPOINTED, _PARTITIONS, _OPERATIONS = range(3)
 def _render_batches(
     snap: JobSnapshot,
     partitions: list[PartitionState],
-    writer: _ObjectWriter,
+    writer: ObjectWriter,
     outputs: list[BinaryIO],
 ) -> int:
     """Write the partitions' elements of the three growing members, one output each;
@@ -648,7 +747,7 @@ def _render_batches(
     (also written, as text, to a fourth output if there is one).
 
     Op runs are computed once per batch of partitions and serve all three.
-    Every element batch is written with a leading comma (see :meth:`_ObjectWriter.member`).
+    Every element batch is written with a leading comma (see :meth:`ObjectWriter.member`).
     """
     state = snap.state
     group_timed = 0
@@ -671,14 +770,14 @@ _MEMBER_DEPTH = {_CHECKPOINTED: 4, _PARTITIONS: 2, _OPERATIONS: 2}
 """Nesting depth of each growing member's elements in the document."""
 
 
-def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[bytes | _FilePart]:
+def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[bytes | FilePart]:
     """The document in pieces.
 
     The growing members (checkpointed ops, partitions, ops) are first rendered
     into temporary files, for large jobs in two halves on two processes, and
     streamed from there: memory stays bounded however large the job.
     """
-    writer = _ObjectWriter(indent)
+    writer = ObjectWriter(indent)
     partitions = [part for _, part in _partitions(snap.state)]
     split = len(partitions)
     child = None
@@ -692,143 +791,39 @@ def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[b
             stack.callback(child.discard)
         for key, value in _head(snap, partitions).items():  # while the child renders
             yield writer.item(key, value)
-        halves = [_spools(stack)]
+        halves = [spools(stack)]
         group_timed = _render_batches(snap, partitions[:split], writer, halves[0])
         paths = child.read() if child is not None else None
         if paths is not None:
-            halves.append([stack.enter_context(_opened_and_unlinked(path)) for path in paths])
+            halves.append([stack.enter_context(opened_and_unlinked(path)) for path in paths])
             group_timed += int(halves[1].pop().read() or 0)
         elif child is not None:  # the child failed: render its half here
-            halves.append(_spools(stack))
+            halves.append(spools(stack))
             group_timed += _render_batches(snap, partitions[split:], writer, halves[1])
         members = [[half[member] for half in halves] for member in range(3)]
-        yield from writer.member("checkpointing", _checkpointing(snap, _STREAM), members[0], b"[]")
-        yield from writer.member("partition_progress", _STREAM, members[1])
-        yield from writer.member("operation_progress", _STREAM, members[2])
-        yield writer.item("file_paths", _file_paths(snap))
-        yield writer.item("metadata", _metadata(snap, group_timed))
-        yield writer.close()
+        yield from writer.member("checkpointing", _checkpointing(snap, STREAM), members[0], b"[]")
+        yield from writer.member("partition_progress", STREAM, members[1])
+        yield from writer.member("operation_progress", STREAM, members[2])
+        yield from _tail(snap, writer, group_timed)
 
 
-def _spools(stack: ExitStack) -> list[BinaryIO]:
-    return [stack.enter_context(tempfile.TemporaryFile()) for _ in range(3)]
+def _summary_chunks(snap: JobSnapshot, indent: int) -> Iterator[bytes]:
+    """The document without its growing members (the head a monitor reads)."""
+    writer = ObjectWriter(indent)
+    partitions = [part for _, part in _partitions(snap.state)]
+    for key, value in _head(snap, partitions).items():
+        yield writer.item(key, value)
+    checkpointing = _checkpointing(snap, None)
+    del checkpointing["checkpoint_progress"]["checkpointed_operations"]
+    yield writer.item("checkpointing", checkpointing)
+    yield from _tail(snap, writer, snap.group_timed_operations)
 
 
-def _opened_and_unlinked(path: str) -> BinaryIO:
-    handle = open(path, "rb")  # noqa: SIM115 - the caller's context closes it
-    os.unlink(path)
-    return handle
-
-
-@dataclass(frozen=True)
-class _FilePart:
-    """The bytes of an open file from ``start`` to its end, to be copied to the output."""
-
-    handle: BinaryIO
-    start: int
-
-    _READ = 1 << 20
-
-    def copy_to(self, stream: IO[bytes]) -> None:
-        """Copy in the kernel (``sendfile``) when the stream is a file descriptor, else by reads."""
-        source = self.handle.fileno()
-        offset, size = self.start, os.fstat(source).st_size
-        try:
-            target = stream.fileno()
-            stream.flush()
-            while offset < size and (sent := os.sendfile(target, source, offset, size - offset)):
-                offset += sent
-        except (
-            OSError,
-            ValueError,
-        ):  # no descriptor (io.UnsupportedOperation), or sendfile refused
-            pass
-        self.handle.seek(offset)
-        while offset < size and (chunk := self.handle.read(min(self._READ, size - offset))):
-            stream.write(chunk)
-            offset += len(chunk)
-
-
-_STREAM = "\u0000streamed\u0000"
-"""Placeholder for the member's part whose elements are written from files."""
-
-
-class _ObjectWriter:
-    """Writes one top-level JSON object member by member, pretty-printed or compact.
-
-    A member may contain :data:`_STREAM` once: that spot is filled with the
-    elements already rendered into files by :meth:`write_elements`, so no more than
-    one batch of elements is ever held in memory.
-    """
-
-    def __init__(self, indent: int) -> None:
-        self.indent = indent
-        self.first = True
-
-    def _encode(self, value: Any, depth: int) -> bytes:
-        data = msgspec.json.encode(value)
-        if not self.indent:
-            return data
-        data = msgspec.json.format(data, indent=self.indent)
-        return data.replace(b"\n", b"\n" + b" " * (self.indent * depth))
-
-    def _key(self, key: str) -> bytes:
-        lead = b"{" if self.first else b","
-        self.first = False
-        newline = b"\n" + b" " * self.indent if self.indent else b""
-        return lead + newline + msgspec.json.encode(key) + (b": " if self.indent else b":")
-
-    def _pad(self, depth: int) -> bytes:
-        return b"\n" + b" " * (self.indent * depth) if self.indent else b""
-
-    def item(self, key: str, value: Any) -> bytes:
-        return self._key(key) + self._encode(value, depth=1)
-
-    def write_elements(self, out: BinaryIO, batch: dict[str, Any] | list[Any], depth: int) -> None:
-        """Write a batch of elements at ``depth``, each after a comma (:meth:`member` drops
-        the first).  The batch is encoded nested in ``depth - 1`` lists, so the formatter
-        indents it in place; the wrappers are cut off without copying."""
-        if not batch:
-            return
-        wrappers = depth - 1
-        value: Any = batch
-        for _ in range(wrappers):
-            value = [value]
-        data = msgspec.json.encode(value)
-        step = self.indent
-        if step:
-            data = msgspec.json.format(data, indent=step)
-        # Each wrapper opens with "[" + newline + its child's indent, then the batch's
-        # bracket; the batch and each wrapper close with newline + indent + bracket.
-        # (Compact: only the brackets.)
-        line = 1 if step else 0
-        head = sum(1 + line + step * (level + 1) for level in range(wrappers)) + 1
-        tail = sum(line + step * level + 1 for level in range(depth))
-        out.write(b",")
-        out.write(memoryview(data)[head : len(data) - tail])
-
-    def member(
-        self, key: str, value: Any, parts: list[BinaryIO], brackets: bytes = b"{}"
-    ) -> Iterator[bytes | _FilePart]:
-        """The member ``key: value`` with the elements in ``parts`` (files of
-        :meth:`write_elements` output, in order) at the :data:`_STREAM` spot."""
-        head, tail = (self._key(key) + self._encode(value, depth=1)).split(
-            msgspec.json.encode(_STREAM)
-        )
-        line_start = head.rfind(b"\n") + 1
-        depth = (len(head) - line_start - len(head[line_start:].lstrip())) // max(self.indent, 1)
-        yield head + brackets[:1]
-        lead = 1  # the first element's comma
-        for part in parts:
-            if part.seek(0, os.SEEK_END) > lead:
-                yield _FilePart(part, lead)
-                lead = 0
-        if not lead:
-            yield self._pad(depth)
-        yield brackets[1:] + tail
-
-    def close(self) -> bytes:
-        return (b"{" if self.first else b"") + (b"\n}\n" if self.indent else b"}")
+def _tail(snap: JobSnapshot, writer: ObjectWriter, group_timed: int) -> Iterator[bytes]:
+    yield writer.item("dag_structure", snap.dag_structure or {})
+    yield writer.item("file_paths", _file_paths(snap))
+    yield writer.item("metadata", _metadata(snap, group_timed))
+    yield writer.close()
 
 
 # -- small helpers -----------------------------------------------------------------
@@ -856,7 +851,8 @@ def _path(snap: JobSnapshot, summary_key: str, name: str) -> str | None:
     return candidate if os.path.isdir(candidate) else None
 
 
-def _backed_up_config(job_dir: str) -> str | None:
+def backed_up_config(job_dir: str) -> str | None:
+    """The job's backed-up config: the first YAML file in its directory but ``cli.yaml``."""
     try:
         names = sorted(os.listdir(job_dir))
     except OSError:
@@ -873,7 +869,7 @@ def _resumption_command(snap: JobSnapshot, config_file: Any) -> str | None:
         return recorded
     config = config_file[0] if isinstance(config_file, list) and config_file else config_file
     if not isinstance(config, str):
-        config = snap.command_line_config or _backed_up_config(snap.job_dir)
+        config = snap.command_line_config or backed_up_config(snap.job_dir)
     if not config:
         return None
     return f"dj-process --config {config} --job_id {snap.job_id}"

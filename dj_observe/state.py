@@ -45,6 +45,7 @@ __all__ = [
     "MAX_EVENT_TYPES",
     "OTHER_EVENT_TYPES",
     "SKIPPED_BY_RESUME",
+    "DagFacts",
     "JobState",
     "OpRun",
     "OpTable",
@@ -324,6 +325,30 @@ _PARTITION_FIELDS = tuple(item.name for item in dataclasses.fields(PartitionStat
 assert dataclasses.fields(PartitionState)[-1].name == "ops"
 
 
+@dataclass
+class DagFacts:
+    """The job's DAG: node, edge and parallel-group counts, the execution plan and its
+    metadata (from a ``dag_build_complete`` event or the plan file)."""
+
+    total_nodes: int | None = None
+    total_edges: int | None = None
+    parallel_groups: int | None = None
+    execution_plan: list[Any] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    from_plan: bool = False
+
+    def note_counts(self, nodes: int | None, edges: int | None, groups: int | None) -> None:
+        if self.from_plan:
+            return
+        self.total_nodes = nodes if nodes is not None else self.total_nodes
+        self.total_edges = edges if edges is not None else self.total_edges
+        self.parallel_groups = groups if groups is not None else self.parallel_groups
+
+    @property
+    def known(self) -> bool:
+        return self.from_plan or self.total_nodes is not None
+
+
 class JobState:
     """Everything known about one job, folded from its events.
 
@@ -363,6 +388,7 @@ class JobState:
         self._op_names_seen: set[str] = set()
         self._most_ops = 0
         self._checkpointed = 0
+        self.dag = DagFacts()
         self._bind_handlers()
 
     def _bind_handlers(self) -> None:
@@ -388,6 +414,7 @@ class JobState:
         }
         # Keyed by the plain string: events carry ``str`` types, unknown ones included.
         self._handlers = {kind.value: handler for kind, handler in handlers.items()}
+        self._handlers[EventType.DAG_BUILD_COMPLETE.value] = self._dag_build_complete
 
     def __getstate__(self) -> dict[str, Any]:
         """Partitions go column by column (a worker sends its fold back pickled); each
@@ -892,6 +919,9 @@ class JobState:
         if later.planned_ops is not None:
             self.planned_ops = later.planned_ops
         self.resume_count += later.resume_count
+        self.dag.note_counts(
+            later.dag.total_nodes, later.dag.total_edges, later.dag.parallel_groups
+        )
         self.process_ids |= later.process_ids
         self.checkpoints_saved += later.checkpoints_saved
         self.checkpoints_loaded += later.checkpoints_loaded
@@ -1008,6 +1038,20 @@ class JobState:
         ops.attempts[slot] += their_ops.attempts[their_slot]
         if their_slot in their_ops.errors:
             ops.errors[slot] = their_ops.errors[their_slot]
+
+    # -- the DAG -------------------------------------------------------------------
+
+    def _dag_build_complete(self, event: AnyEvent, ts: float | None) -> None:
+        meta = nested(event.metadata)
+        self.dag.note_counts(
+            to_int(meta.get("dag_node_count")),
+            to_int(meta.get("dag_edge_count")),
+            to_int(meta.get("parallel_groups_count")),
+        )
+
+    def note_dag_plan(self, plan: DagFacts) -> None:
+        """Record what a DAG execution plan file says (it wins over the build event's counts)."""
+        self.dag = plan
 
     # -- derived answers -----------------------------------------------------------
 

@@ -22,7 +22,7 @@ from dj_observe.eventlog import EventLogReader, ReadStats
 from dj_observe.events import to_int
 from dj_observe.parallel import fold_in_parallel
 from dj_observe.sidefiles import MAX_PLAN_BYTES, MAX_SIDE_FILE_BYTES, SideFileError, read_side_file
-from dj_observe.state import JobState
+from dj_observe.state import DagFacts, JobState
 
 __all__ = ["JobDirectoryError", "JobTracker", "SideFile"]
 
@@ -81,7 +81,7 @@ class SideFile:
         except (OSError, msgspec.DecodeError, RecursionError) as exc:
             return cls(path, error=f"{path.name}: {_reason(exc)}", signature=signature)
         if isinstance(data, _Plan):
-            data = {"operations": plan_op_names(data)}
+            data = {"operations": plan_op_names(data), "dag": plan_dag_facts(data)}
         if not isinstance(data, dict):
             return cls(path, error=f"{path.name}: expected a JSON object", signature=signature)
         return cls(path, data, signature=signature)
@@ -101,6 +101,10 @@ class _PlanNode(msgspec.Struct, gc=False):
 
 class _Plan(msgspec.Struct, gc=False):
     nodes: dict[str, _PlanNode] | list[_PlanNode] | None = None
+    edges: Any = None
+    parallel_groups: Any = None
+    execution_plan: Any = None
+    metadata: Any = None
 
 
 _PLAN_DECODER = msgspec.json.Decoder(_Plan)
@@ -145,7 +149,7 @@ class JobTracker:
         """
         self._load_side_files()
         first = not self.reader.offsets
-        with _gc_paused():
+        with gc_paused():
             if first and self.workers > 1:
                 fold_in_parallel(self.reader, self.state, self.workers, PARALLEL_MIN_BYTES)
             for events in self.reader.read(transient=True):
@@ -164,8 +168,10 @@ class JobTracker:
 
     def _load_plan(self) -> None:
         plan = SideFile.load(self.job_dir / DAG_PLAN, self.plan, _PLAN_DECODER, MAX_PLAN_BYTES)
-        if plan is not self.plan and plan.data and plan.data["operations"]:
-            self.state.set_plan(plan.data["operations"])
+        if plan is not self.plan and plan.data:
+            if plan.data["operations"]:
+                self.state.set_plan(plan.data["operations"])
+            self.state.note_dag_plan(plan.data["dag"])
         self.plan = plan
 
     def _load_side_files(self) -> None:
@@ -187,6 +193,24 @@ def _note_partitioning(state: JobState, info: dict[str, Any]) -> None:
             pid, rows = to_int(entry.get("partition_id")), to_int(entry.get("row_count"))
             if pid is not None:
                 state.note_partition(pid, rows)
+
+
+def plan_dag_facts(plan: _Plan) -> DagFacts:
+    """Counts, execution plan and metadata of a DAG plan, as Data-Juicer's snapshot reads them
+    (a member of the wrong type counts as absent)."""
+
+    def items(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else []
+
+    nodes = plan.nodes if isinstance(plan.nodes, (dict, list)) else []
+    return DagFacts(
+        total_nodes=len(nodes),
+        total_edges=len(items(plan.edges)),
+        parallel_groups=len(items(plan.parallel_groups)),
+        execution_plan=items(plan.execution_plan),
+        metadata=plan.metadata if isinstance(plan.metadata, dict) else {},
+        from_plan=True,
+    )
 
 
 def plan_op_names(plan: _Plan) -> list[str]:
@@ -212,7 +236,7 @@ def plan_op_names(plan: _Plan) -> list[str]:
 
 
 @contextmanager
-def _gc_paused():
+def gc_paused():
     """Folding allocates many small objects that never form cycles; skip GC passes meanwhile."""
     enabled = gc.isenabled()
     gc.disable()

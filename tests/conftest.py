@@ -109,3 +109,11 @@ def ray_runtime():
     )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def private_fold_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Every test's persisted folds go to a fresh directory, never the user's cache."""
+    directory = tmp_path_factory.mktemp("fold-cache")
+    monkeypatch.setenv("DJ_OBSERVE_CACHE_DIR", str(directory))
+    return directory

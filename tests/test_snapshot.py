@@ -138,8 +138,20 @@ def failed_job(make_job):
 # -- the document's shape ----------------------------------------------------------------
 
 
+UPSTREAM_TOP_LEVEL = [
+    *list(SPEC_EXAMPLE)[:3],
+    "job_start_time",
+    "job_end_time",
+    "total_duration",
+    *list(SPEC_EXAMPLE)[3:8],
+    "dag_structure",
+    *list(SPEC_EXAMPLE)[8:],
+]
+"""Data-Juicer's top-level keys: the spec's, and four its example leaves out."""
+
+
 def test_top_level_keys_are_the_spec_keys_in_order(failed_job):
-    assert list(snapshot_doc(failed_job)) == list(SPEC_EXAMPLE)
+    assert list(snapshot_doc(failed_job)) == UPSTREAM_TOP_LEVEL
 
 
 @pytest.mark.parametrize("section", SECTIONS)
