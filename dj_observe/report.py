@@ -419,14 +419,15 @@ class _Axis:
             if run.start_time is not None
         ]
         first = data.rel(min(starts)) if starts else None
-        if first is None or first < FOLD_BEFORE_OPS * span:
+        view = None if first is None else first - 0.03 * (span - first)
+        if first is None or first < FOLD_BEFORE_OPS * span or not 0 < view < 0.9 * span:
             return cls(0.0, PLOT_WIDTH / span, 0.0)
-        view = max(0.0, first - 0.03 * (span - first))
-        return cls(view, (PLOT_WIDTH - LEAD_WIDTH) / max(span - view, 1e-6), LEAD_WIDTH)
+        return cls(view, (PLOT_WIDTH - LEAD_WIDTH) / (span - view), LEAD_WIDTH)
 
     def x(self, seconds: float) -> float:
+        seconds = max(seconds, 0.0)
         if seconds < self.view:
-            return LABEL_WIDTH + self.lead * max(seconds, 0.0) / self.view
+            return LABEL_WIDTH + self.lead * seconds / self.view
         return LABEL_WIDTH + self.lead + (seconds - self.view) * self.scale
 
 
@@ -445,7 +446,7 @@ def _timeline_svg(data: _ReportData, shown: list[int]) -> str:
         f'<svg class="timeline" viewBox="0 0 {width} {height}" width="{width}" '
         f'height="{height}" role="img" aria-label="timeline of partitions and ops">'
     ]
-    step = _nice_step(span - axis.view)
+    step = _nice_step(max(span - axis.view, 1e-6))
     first_tick = math.ceil(axis.view / step) if axis.lead else 0
     for i in range(first_tick, int(span / step) + 1):
         x = axis.x(i * step)

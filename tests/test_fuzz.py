@@ -118,6 +118,7 @@ def run(*argv: str, stdout: io.StringIO | None = None) -> int:
     err = io.StringIO()
     code = main(list(argv), stdout=stdout or io.StringIO(), stderr=err)
     assert "Traceback" not in err.getvalue()
+    assert code == 0 or "unexpected" not in err.getvalue(), err.getvalue()
     return code
 
 
