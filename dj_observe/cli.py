@@ -219,7 +219,12 @@ def _parser() -> argparse.ArgumentParser:
         "child", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS]", help="the command to run"
     )
 
-    jobs = commands.add_parser("jobs", help="list the jobs under an outputs directory")
+    jobs = commands.add_parser(
+        "jobs",
+        help="list the jobs under an outputs directory",
+        description="List the job directories under OUTPUTS_DIR with their status, progress "
+        "and whether a live process still runs them.",
+    )
     jobs.add_argument("outputs_dir", help="a directory whose subdirectories are job directories")
     jobs.add_argument("--running", action="store_true", help="only jobs with a live process")
     return parser
