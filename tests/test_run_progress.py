@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from io import StringIO
 
-from dj_observe.cli import main
+from support import demo_config, run_cli
+
 from dj_observe.hook import ObservabilityHook
 from dj_observe.runner.progress import RunProgress
 
@@ -13,24 +14,16 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def _run_small_job(tmp_path) -> str:
-    """Four partitions, two ops, through the CLI; returns what it wrote to stderr."""
-    config = tmp_path / "job.yaml"
-    config.write_text(
-        "project_name: progress\n"
-        "dataset_path: demo://1000\n"
-        f"export_path: {tmp_path / 'result.parquet'}\n"
-        f"work_dir: {tmp_path / 'jobs'}\n"
-        "partition: {size: 250}\n"
-        "process:\n  - clean_links_mapper: {}\n  - text_length_filter: {min_len: 20}\n"
-    )
-    err = StringIO()
-    assert main(["run", str(config)], stdout=StringIO(), stderr=err) == 0
-    return err.getvalue()
+    """Four partitions of the demo job through the CLI; returns what it wrote to stderr."""
+    config = demo_config(tmp_path / "job.yaml", tmp_path / "jobs", rows=1000, partition_size=250)
+    code, _, err = run_cli("run", str(config))
+    assert code == 0, err
+    return err
 
 
 def test_piped_run_prints_a_line_as_partitions_end_and_the_final_one_last(tmp_path, ray_runtime):
     lines = [line for line in _run_small_job(tmp_path).splitlines() if line.startswith("part")]
-    assert lines[-1] == "partitions 4/4 (none failed), op runs 8/8"
+    assert lines[-1] == "partitions 4/4 (none failed), op runs 32/32"
     assert len(lines) >= 2, lines
     ended = [int(re.match(r"partitions (\d+)/4 ", line)[1]) for line in lines]
     assert ended == sorted(ended)
@@ -43,7 +36,7 @@ def test_terminal_run_ends_on_the_final_frame(tmp_path, ray_runtime, monkeypatch
     text = ANSI.sub("", _run_small_job(tmp_path))
     last_frame = text[text.rindex("partitions") :]
     assert re.search(r"partitions\s.*\s4/4\s", last_frame), last_frame
-    assert re.search(r"op runs\s.*\s8/8\s", last_frame), last_frame
+    assert re.search(r"op runs\s.*\s32/32\s", last_frame), last_frame
     assert "running" not in last_frame
 
 
