@@ -16,7 +16,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from support import binary
+from support import binary, progress_lines
 
 from dj_observe.assets import ASSET_PATHS, asset_files
 
@@ -114,7 +114,6 @@ def test_the_bundled_demo_runs_by_name_quietly(wheel_venv, tmp_path):
     done = _check(wheel_venv / "bin" / "dj-observe", "run", "demo", cwd=tmp_path, env=env)
     assert "completed; output: outputs/demo/result.jsonl" in done.stdout
     assert (tmp_path / "outputs" / "demo" / "result.jsonl").stat().st_size > 0
-    progress = [line for line in done.stderr.splitlines() if line.startswith("partitions ")]
-    assert progress[-1] == "partitions 8/8 (none failed), op runs 64/64"
+    assert progress_lines(done.stderr)[-1] == "partitions 8/8 (none failed), op runs 64/64"
     assert "authentication" not in done.stderr.lower() and "RAY_AUTH_MODE" not in done.stderr
     assert "Traceback" not in done.stderr

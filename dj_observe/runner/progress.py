@@ -58,8 +58,9 @@ class RunProgress:
     """Partitions and op runs done, updated from the hook's fold as events arrive.
 
     On a terminal: two live bars, redrawn with the final counts when the job ends.
-    Otherwise: a line whenever a partition ends, at least every :data:`PLAIN_INTERVAL`
-    seconds while anything changes, and the final line before the context exits.
+    Otherwise: a line (time since the start, then the counts) whenever a partition ends, at
+    least every :data:`PLAIN_INTERVAL` seconds while the job runs, and the final counts
+    before the context exits.
     """
 
     def __init__(self, stream: IO[str]) -> None:
@@ -77,15 +78,23 @@ class RunProgress:
         self.ops = self.progress.add_task("op runs", total=None, detail="")
         self._hook: ObservabilityHook | None = None
         self._printed: _Counts | None = None
-        self._printed_at = 0.0
+        self._started = self._printed_at = time.monotonic()
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="run-progress", daemon=True)
 
     def __enter__(self) -> RunProgress:
+        self._started = time.monotonic()
         if self.live:
             self.progress.start()
+        else:
+            self._ticker.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._stopped.set()
+        if self._ticker.is_alive():
+            self._ticker.join()
         if self._hook is not None:  # the job ended: its hook has delivered every event
             self._show(_Counts.of(self._hook), final=True)
         if self.live:
@@ -94,15 +103,27 @@ class RunProgress:
     def update(self, hook: ObservabilityHook) -> None:
         """Called after each event; cheap (counts are kept by the fold)."""
         self._hook = hook
-        self._show(_Counts.of(hook), final=False)
+        self._show(_Counts.of(hook))
 
-    def _show(self, counts: _Counts, *, final: bool) -> None:
+    def _tick(self) -> None:
+        """Plain output: the current counts when no line came for a while (a long op)."""
+        while not self._stopped.wait(PLAIN_INTERVAL / 5):
+            if self._hook is not None:
+                self._show(_Counts.of(self._hook), tick=True)
+
+    def _show(self, counts: _Counts, *, final: bool = False, tick: bool = False) -> None:
         with self._lock:
             if self.live:
                 self._draw(counts)
-            elif self._due(counts, final):
+            elif self._due(counts, final, tick):
                 self._printed, self._printed_at = counts, time.monotonic()
-                self.console.print(counts.line(), markup=False, highlight=False)
+                elapsed = int(self._printed_at - self._started)
+                self.console.print(
+                    f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d} "
+                    + counts.line(),
+                    markup=False,
+                    highlight=False,
+                )
 
     def _draw(self, counts: _Counts) -> None:
         self.progress.update(
@@ -118,15 +139,13 @@ class RunProgress:
             detail=f"{_count_of(counts.running, 'partition')} running" if counts.running else "",
         )
 
-    def _due(self, counts: _Counts, final: bool) -> bool:
-        """A plain line: the first, a partition ended, or the interval passed with news."""
+    def _due(self, counts: _Counts, final: bool, tick: bool) -> bool:
+        """A plain line: the first, the final, a partition ended, or the interval passed (with
+        news, or from the ticker while nothing happens)."""
         last = self._printed
         if last is None:
             return counts.total > 0 or final
-        if counts == last:
-            return False
-        return (
-            final
-            or counts.ended != last.ended
-            or time.monotonic() - self._printed_at >= PLAIN_INTERVAL
-        )
+        if final or counts.ended != last.ended:
+            return counts != last
+        waited = time.monotonic() - self._printed_at >= PLAIN_INTERVAL
+        return waited and (tick or counts != last)
