@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from dj_observe import __version__
-from dj_observe.assets import AssetsError
+from dj_observe.assets import AssetsError, config_path, export
 from dj_observe.config import ConfigError
 from dj_observe.diff import DEFAULT_THRESHOLD, Comparison, baseline, compare, summarise
 from dj_observe.snapshot import ProcessingSnapshotAnalyzer, write_json
@@ -301,8 +301,6 @@ def _add_assets_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _assets_export(args: argparse.Namespace, stdout: IO[str]) -> int:
-    from dj_observe.assets import export
-
     written = export(Path(args.dir), force=args.force)
     print(f"{len(written)} files written under {args.dir}:", file=stdout)
     for path in written:
@@ -373,7 +371,6 @@ def _diff(args: argparse.Namespace, stdout: IO[str]) -> int:
 
 
 def _run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
-    from dj_observe.assets import config_path
     from dj_observe.runner.config import load_config
     from dj_observe.runner.executor import run_job
     from dj_observe.runner.progress import RunProgress
