@@ -6,10 +6,12 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py MANIFEST.in README.md docker-compose.yml ./
+COPY prometheus ./prometheus
+COPY grafana ./grafana
+COPY configs ./configs
 COPY dj_observe ./dj_observe
 RUN pip install .
-COPY configs ./configs
 # Run as an unprivileged user; it owns the outputs directory (the compose volume's mount point).
 RUN useradd --create-home --uid 10001 dj && mkdir -p /app/outputs && chown dj:dj /app/outputs
 USER dj

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from dj_observe import __version__
+from dj_observe.assets import AssetsError, config_path, export
 from dj_observe.config import ConfigError
 from dj_observe.diff import DEFAULT_THRESHOLD, Comparison, baseline, compare, summarise
 from dj_observe.snapshot import ProcessingSnapshotAnalyzer, write_json
@@ -122,7 +123,10 @@ def _parser() -> argparse.ArgumentParser:
         "with the event log, metrics and traces on. With --job-id of an existing job, resume "
         "it: completed partitions are skipped, the others continue after their last checkpoint.",
     )
-    run.add_argument("config", help="the job's YAML config (e.g. configs/demo.yaml)")
+    run.add_argument(
+        "config",
+        help="the job's YAML config (e.g. configs/demo.yaml), or a bundled one by name: demo",
+    )
     run.add_argument("--job-id", help="resume this job (or name a new one)")
     run.add_argument(
         "--ray-address",
@@ -263,7 +267,14 @@ def _parser() -> argparse.ArgumentParser:
         "child", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS]", help="the command to run"
     )
 
-    jobs = commands.add_parser("jobs", help="list the jobs under an outputs directory")
+    _add_assets_parser(commands)
+
+    jobs = commands.add_parser(
+        "jobs",
+        help="list the jobs under an outputs directory",
+        description="List the job directories under OUTPUTS_DIR with their status, progress "
+        "and whether a live process still runs them.",
+    )
     jobs.add_argument("outputs_dir", help="a directory whose subdirectories are job directories")
     jobs.add_argument("--running", action="store_true", help="only jobs with a live process")
     return parser
@@ -314,6 +325,33 @@ def _snapshot(args: argparse.Namespace, stdout: IO[str]) -> int:
         buffer = BytesIO()
         write_json(snapshot, buffer, indent=indent, summary=args.summary)
         stdout.write(buffer.getvalue().decode())
+    return EXIT_OK
+
+
+def _add_assets_parser(commands: argparse._SubParsersAction) -> None:
+    assets = commands.add_parser(
+        "assets",
+        help="export the bundled dashboards, alert rules, Prometheus and Alertmanager configs",
+        description="The files installed with dj-observe: the Grafana dashboards with their "
+        "provisioning, the Prometheus rules with their promtool tests, prometheus.yml, "
+        "alertmanager.yml, the compose file and the demo job configs.",
+    )
+    actions = assets.add_subparsers(dest="assets_command", required=True, metavar="ACTION")
+    export = actions.add_parser(
+        "export",
+        help="write them under DIR, in the repository's layout",
+        description="Write every asset under DIR (docker-compose.yml, prometheus/, grafana/, "
+        "configs/). Nothing is written when a file exists already, unless --force.",
+    )
+    export.add_argument("dir", metavar="DIR")
+    export.add_argument("--force", action="store_true", help="overwrite files that exist")
+
+
+def _assets_export(args: argparse.Namespace, stdout: IO[str]) -> int:
+    written = export(Path(args.dir), force=args.force)
+    print(f"{len(written)} files written under {args.dir}:", file=stdout)
+    for path in written:
+        print(f"  {path}", file=stdout)
     return EXIT_OK
 
 
@@ -403,7 +441,7 @@ def _run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     from dj_observe.runner.progress import RunProgress
     from dj_observe.snapshot_view import print_snapshot
 
-    config = load_config(args.config)
+    config = load_config(config_path(args.config))
     with _sigterm_interrupts(), RunProgress(stderr) as progress:
         result = run_job(
             config, job_id=args.job_id, ray_address=args.ray_address, on_progress=progress.update
@@ -637,12 +675,14 @@ def main(
                 exit_on_end=args.exit_on_end,
                 stale_after=args.stale_after,
             )
+        if args.command == "assets":
+            return _assets_export(args, stdout)
         if args.command == "instrument":
             return _instrument(args.child)
         if args.command == "stop":
             return _stop(args, stdout)
         return _jobs(args, stdout)
-    except (CliError, JobDirectoryError, ConfigError) as exc:
+    except (CliError, JobDirectoryError, ConfigError, AssetsError) as exc:
         print(f"dj-observe: error: {exc}", file=stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

@@ -835,3 +835,8 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(argv), stdout=out, stderr=err)
     return code, out.getvalue(), err.getvalue()
+
+
+def progress_lines(text: str) -> list[str]:
+    """The counts of ``dj-observe run``'s plain progress lines in ``text`` (after the time)."""
+    return re.findall(r"^\d+:\d\d:\d\d (partitions .*)$", text, flags=re.MULTILINE)

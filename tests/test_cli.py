@@ -317,3 +317,14 @@ def test_console_script_human_readable(failed_job):
     assert result.returncode == 0
     assert "Failed partitions" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["snapshot", "run", "demo", "replay", "serve", "watch", "report", "diff", "instrument", "jobs"],
+)
+def test_every_command_help_has_a_description(command):
+    code, out, _ = run(command, "--help")
+    assert code == 0
+    paragraphs = out.split("\n\n")
+    assert not paragraphs[1].startswith(("positional arguments", "options")), out

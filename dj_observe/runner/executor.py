@@ -35,6 +35,7 @@ from dj_observe.redact import Redactor, redact_yaml
 from dj_observe.runner.config import JobConfig
 from dj_observe.runner.dataset import load_dataset, write_table
 from dj_observe.runner.ops import build_op
+from dj_observe.runner.ray_runtime import start_ray
 from dj_observe.runner.resources import PartitionSizeOptimizer
 from dj_observe.runner.worker import SegmentResult, SegmentTask, checkpoint_path, run_segment
 from dj_observe.sinks.logline import EventLineSink
@@ -230,8 +231,6 @@ def run_job(
     on_progress: Callable[[ObservabilityHook], None] | None = None,
 ) -> JobResult:
     """Run (or resume) a job; returns when it ended.  Events go through the hook."""
-    import ray
-
     job_id = job_id or config.job_id or new_job_id()
     job_dir = Path(config.work_dir) / job_id
     resuming = (job_dir / "events.jsonl").exists()
@@ -242,14 +241,7 @@ def run_job(
     progress = (lambda: on_progress(hook)) if on_progress else (lambda: None)
     logger.info("job {} in {} ({})", job_id, job_dir, "resuming" if resuming else "new")
     try:
-        if not ray.is_initialized():
-            ray.init(
-                address=ray_address,
-                num_cpus=None if ray_address else config.np,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+        start_ray(ray_address, config.np)
         return _run(config, job_id, job_dir, hook, resuming, started, progress)
     finally:
         hook.close()
