@@ -14,8 +14,11 @@ import operator
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from dj_observe.state import JobState, PartitionState, Status
+
+_T = TypeVar("_T")
 
 __all__ = ["PARTITIONS_PER_BATCH", "OpRows", "group_timed_count", "op_rows"]
 
@@ -50,6 +53,8 @@ class OpRows:
     output_rows: list[int | None]
     checkpoint_time: list[float | None]
     error_message: list[str | None]
+    cpu_seconds: list[float | None]
+    peak_rss_bytes: list[int | None]
     group_timed: int
     """How many of the runs were timed only with their checkpoint group (no duration)."""
 
@@ -103,6 +108,12 @@ def op_rows(state: JobState, partitions: list[PartitionState] | None = None) -> 
         ],
         checkpoint_time=_floats(ops.checkpoint_time, slots),
         error_message=errors,
+        cpu_seconds=_of_ended(
+            _floats(ops.cpu_seconds, slots) if state.has_resources else None, status
+        ),
+        peak_rss_bytes=_of_ended(
+            _counts(ops.peak_rss, slots) if state.has_resources else None, status
+        ),
         group_timed=len(grouped),
     )
 
@@ -160,6 +171,15 @@ def _partitions_sharing_a_position(
             found.append((first, stop))
             row = stop - 1
         row += 1
+
+
+def _of_ended(values: list[_T] | None, status: list[Status]) -> list[_T | None]:
+    """``values`` of the ended runs, ``None`` for the others (all ``None`` without values)."""
+    if values is None:
+        return [None] * len(status)
+    return [
+        value if code >= _COMPLETED else None for value, code in zip(values, status, strict=True)
+    ]
 
 
 def _floats(column: array[float], slots: list[int]) -> list[float | None]:

@@ -550,8 +550,9 @@ class _CheckpointEntry(msgspec.Struct, gc=False):
     checkpoint_time: float
 
 
-class _OperationEntry(msgspec.Struct, gc=False):
-    """One ``operation_progress`` value, its fields in the spec's order."""
+class _OperationEntry(msgspec.Struct, gc=False, omit_defaults=True):
+    """One ``operation_progress`` value, its fields in the spec's order; then, where they
+    were measured, the run's CPU seconds and peak memory (left out when unknown)."""
 
     operation_name: str
     operation_idx: int | None
@@ -564,6 +565,8 @@ class _OperationEntry(msgspec.Struct, gc=False):
     checkpoint_time: float | None
     error_message: str | None
     progress_percentage: float
+    cpu_seconds: float | None = None
+    peak_memory_bytes: int | None = None
 
 
 # -- the document ------------------------------------------------------------------
@@ -715,6 +718,8 @@ def _operation_batch(rows: OpRows, keys: list[str]) -> dict[str, _OperationEntry
         rows.checkpoint_time,
         rows.error_message,
         [100.0 if status == completed else 0.0 for status in rows.status],
+        rows.cpu_seconds,
+        rows.peak_rss_bytes,
     )
     return dict(zip(keys, entries, strict=True))
 

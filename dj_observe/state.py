@@ -383,6 +383,8 @@ class JobState:
         self.ops = OpTable()
         self.phases: list[PhaseRun] = []
         self.phases_dropped = 0
+        self.has_resources = False
+        """Whether an op run reported its CPU seconds or peak memory."""
         self._positions: dict[str, tuple[int, int]] = {}
         self._placed: set[str] = set()  # names a plan or a DAG node id placed for good
         self._op_names_seen: set[str] = set()
@@ -817,10 +819,12 @@ class JobState:
             cpu = to_float(metrics.cpu_seconds)
             if cpu is not None and cpu >= 0:
                 ops.cpu_seconds[slot] = cpu
+                self.has_resources = True
         if metrics.peak_rss_bytes is not None:
             rss = to_int(metrics.peak_rss_bytes)
             if rss is not None and rss >= 0:
                 ops.peak_rss[slot] = rss
+                self.has_resources = True
         if status == _FAILED:
             ops.errors[slot] = _clean_error(event.error_message or text(event.message)) or "failed"
         return slot
@@ -933,6 +937,7 @@ class JobState:
         for name, (strength, idx) in later._positions.items():
             self._set_position(name, idx, strength)
         self._op_names_seen |= later._op_names_seen
+        self.has_resources = self.has_resources or later.has_resources
         self._merge_phases(later)
         shared = [pid for pid in later.partitions if pid in self.partitions]
         adopted_checkpoints = later._checkpointed

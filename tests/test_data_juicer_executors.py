@@ -251,3 +251,12 @@ def test_replay_of_the_directory_gives_the_live_op_numbers(runs, executor):
     for op in KNOWN_OPS:
         count = "dj_op_duration_seconds_count"
         assert sample(replayed, count, op=op, **labels) == PARTITIONS[executor]
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_the_snapshot_adds_each_runs_cpu_and_memory(runs, executor):
+    """Additive: the spec's keys first, as documented, then what was measured."""
+    for run in runs[(executor, "ok")].snapshot["operation_progress"].values():
+        keys = list(run)
+        assert keys[-2:] == ["cpu_seconds", "peak_memory_bytes"], keys
+        assert run["cpu_seconds"] >= 0 and run["peak_memory_bytes"] > 0
