@@ -277,6 +277,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     jobs.add_argument("outputs_dir", help="a directory whose subdirectories are job directories")
     jobs.add_argument("--running", action="store_true", help="only jobs with a live process")
+    jobs.add_argument("--json", action="store_true", help="print the jobs as JSON, for scripts")
     return parser
 
 
@@ -285,8 +286,10 @@ def _write_output(
 ) -> None:
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise CliError(f"output directory does not exist: {directory}")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)  # as the report's -o does
+    except OSError as exc:
+        raise CliError(f"cannot create the output directory {directory}: {exc.strerror}") from exc
     snapshot = analyzer.generate_snapshot()
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.")
     try:
@@ -547,11 +550,11 @@ def _serve(args: argparse.Namespace, stderr: IO[str]) -> int:
 
 def _jobs(args: argparse.Namespace, stdout: IO[str]) -> int:
     from dj_observe.jobs import JobListing
-    from dj_observe.jobs_view import print_jobs
+    from dj_observe.jobs_view import jobs_json, print_jobs
 
     utils = JobListing(args.outputs_dir)
     listing = utils.list_running_jobs() if args.running else utils.list_jobs()
-    print_jobs(listing, stdout)
+    (jobs_json if args.json else print_jobs)(listing, stdout)
     return EXIT_OK
 
 

@@ -165,6 +165,7 @@ class ObservabilityConfig:
             self.metrics.push_interval = _env_number(
                 "DJ_OBSERVE_PUSH_INTERVAL", float, self.metrics.push_interval
             )
+        _say_overridden(metrics, tracing, given)
 
     def _check(self) -> None:
         if self.sidecar and (not self.event_log or self.log_path is None):
@@ -190,6 +191,33 @@ class ObservabilityConfig:
                 f"observability.tracing.exporter: unknown {bad[0]!r} "
                 f"(choose from {', '.join(TRACE_EXPORTERS)})"
             )
+
+
+_OVERRIDABLE = (  # (section, key, environment variable)
+    ("metrics", "host", "DJ_OBSERVE_METRICS_HOST"),
+    ("metrics", "port", "DJ_OBSERVE_METRICS_PORT"),
+    ("metrics", "pushgateway", "DJ_OBSERVE_PUSHGATEWAY"),
+    ("metrics", "linger", "DJ_OBSERVE_METRICS_LINGER"),
+    ("metrics", "push_interval", "DJ_OBSERVE_PUSH_INTERVAL"),
+    ("tracing", "endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+    ("tracing", "endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    ("tracing", "exporter", "OTEL_TRACES_EXPORTER"),
+    ("tracing", "service_name", "OTEL_SERVICE_NAME"),
+    ("", "sidecar", "DJ_OBSERVE_SIDECAR"),
+)
+_said: set[str] = set()
+
+
+def _say_overridden(metrics: Any, tracing: Any, given: set[str]) -> None:
+    """Once per variable: a setting from the environment that the config overrides."""
+    sections = {"metrics": metrics, "tracing": tracing, "": given}
+    for section, key, variable in _OVERRIDABLE:
+        if os.environ.get(variable) and variable not in _said:
+            keys = sections[section]
+            if isinstance(keys, (set, Mapping)) and key in keys:
+                _said.add(variable)
+                where = f"observability.{section + '.' if section else ''}{key}"
+                _warn("dj-observe: {} is set, but the config's {} wins", variable, where)
 
 
 def _env_number(name: str, kind: type, default: Any) -> Any:

@@ -68,6 +68,8 @@ def _has_event_log(path: Path) -> bool:
 def find_job_dirs(base_dir: str | os.PathLike[str], max_depth: int = MAX_DEPTH) -> list[Path]:
     """Directories under ``base_dir`` (or ``base_dir`` itself) that hold an event log."""
     root = Path(base_dir)
+    if root.exists() and not root.is_dir():
+        raise JobDirectoryError(f"not a directory: {root} (give the directory of job directories)")
     if not root.is_dir():
         raise JobDirectoryError(f"outputs directory not found: {root}")
     if _has_event_log(root):

@@ -24,7 +24,7 @@ from dj_observe.opstats import OpStats, percentile
 from dj_observe.report_baseline import baseline_section
 from dj_observe.snapshot import JobSnapshot, ProcessingSnapshotAnalyzer, format_duration
 from dj_observe.state import JobState, OpRun, PartitionState, PhaseRun, Status
-from dj_observe.textsafe import visible
+from dj_observe.textsafe import count_of, visible
 
 __all__ = [
     "CHROMIUM_FLAGS",
@@ -321,8 +321,9 @@ def _summary_section(snap: JobSnapshot, data: _ReportData) -> str:
         ),
         (
             "Resumes",
-            f"{state.resume_count} job restarts, {resumed} partitions resumed, "
-            f"{retried} partitions with more than one attempt",
+            f"{count_of(state.resume_count, 'job restart')}, "
+            f"{count_of(resumed, 'partition')} resumed, "
+            f"{count_of(retried, 'partition')} with more than one attempt",
         ),
         (
             "Event log",

@@ -88,13 +88,18 @@ class JobsExporter:
     def serve_forever(self, host: str, port: int, interval: float) -> None:
         """Serve /metrics and poll every ``interval`` seconds until :meth:`stop`."""
         endpoint = MetricsEndpoint(self.registry, host, port)
-        logger.info(
-            "dj-observe serve: {} jobs under {} at {}", len(self.followers), self.root, endpoint.url
-        )
         try:
-            while not self._stop.is_set():
+            self.poll()  # say what it found once it looked
+            found = len(self.followers)
+            logger.info(
+                "dj-observe serve: {} job{} under {} at {}",
+                found,
+                "" if found == 1 else "s",
+                self.root,
+                endpoint.url,
+            )
+            while not self._stop.wait(interval):
                 self.poll()
-                self._stop.wait(interval)
         finally:
             endpoint.close()
 

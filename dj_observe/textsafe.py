@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.text import Text
 
-__all__ = ["MAX_VIEW_CHARS", "safe_text", "shorten", "visible"]
+__all__ = ["MAX_VIEW_CHARS", "count_of", "safe_text", "shorten", "visible"]
 
 MAX_VIEW_CHARS = 1000
 """Characters of one value a terminal view shows; the rest is summarised."""
@@ -57,3 +57,8 @@ def safe_text(value: object, style: str = "", limit: int = MAX_VIEW_CHARS) -> Te
     from rich.text import Text  # only the terminal views need rich
 
     return Text(visible(value, limit), style=style)
+
+
+def count_of(number: int, noun: str) -> str:
+    """``1 partition``, ``2 partitions``: a count with its noun in the right number."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from dj_observe.eventlog import EventLogReader, ReadStats
+from dj_observe.eventlog import EventLogReader, ReadStats, is_event_log_name
 from dj_observe.events import to_int
 from dj_observe.parallel import fold_in_parallel
 from dj_observe.sidefiles import MAX_PLAN_BYTES, MAX_SIDE_FILE_BYTES, SideFileError, read_side_file
@@ -155,7 +155,7 @@ class JobTracker:
             for events in self.reader.read(transient=True):
                 self.state.apply_all(events)
         if not self.reader.offsets:
-            raise JobDirectoryError(f"no event log (events.jsonl) in {self.job_dir}")
+            raise JobDirectoryError(no_event_log(self.job_dir))
         if self.plan is not None or self.state.needs_plan() or self._plan_is_small():
             self._load_plan()
         return self.state
@@ -253,3 +253,38 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "invalid JSON (nested too deeply)"
     return f"invalid JSON ({exc})"
+
+
+def no_event_log(job_dir: Path, shown: int = 3) -> str:
+    """Why ``job_dir`` cannot be read, pointing at the job directories below it if any."""
+    below = []
+    try:
+        for child in sorted(job_dir.iterdir()):
+            for candidate in (child, *_subdirectories(child)):
+                if _holds_event_log(candidate):
+                    below.append(candidate)
+    except OSError:
+        pass
+    message = f"no event log (events.jsonl) in {job_dir}"
+    if not below:
+        return message
+    names = ", ".join(str(path.relative_to(job_dir)) for path in below[:shown])
+    more = f" and {len(below) - shown} more" if len(below) > shown else ""
+    return (
+        f"{message}; it holds {len(below)} job director{'y' if len(below) == 1 else 'ies'} "
+        f"({names}{more}): give one of them, or list them with dj-observe jobs {job_dir}"
+    )
+
+
+def _subdirectories(path: Path) -> list[Path]:
+    try:
+        return sorted(child for child in path.iterdir() if child.is_dir())
+    except OSError:
+        return []
+
+
+def _holds_event_log(path: Path) -> bool:
+    try:
+        return path.is_dir() and any(is_event_log_name(child.name) for child in path.iterdir())
+    except OSError:
+        return False

@@ -305,8 +305,15 @@ def render_frame(frame: Frame, job_dir: Path) -> RenderableType:
     return Panel(Group(*parts), title=safe_text(f"dj-observe watch {job_dir}"), expand=False)
 
 
-def _waiting(job_dir: Path) -> str:
-    return visible(f"waiting for events in {job_dir}...")
+WAITING_REMINDER = 30.0
+"""Piped, seconds between two "still waiting" lines while a directory has no event log."""
+
+
+def _waiting(job_dir: Path, waited: float) -> str:
+    return visible(
+        f"waiting {waited:.0f}s for the job's first event (events.jsonl or events_*.jsonl) "
+        f"in {job_dir}: is the job started, and is this its work directory?"
+    )
 
 
 class _PlainView:
@@ -315,16 +322,18 @@ class _PlainView:
     def __init__(self, stream: IO[str], job_dir: Path) -> None:
         self.stream = stream
         self.job_dir = job_dir
-        self.waited = False
+        self.started = time.monotonic()
+        self.waited: float | None = None  # when the last waiting line was printed
         self.last_key: tuple[int, Status] | None = None
         self.stale_shown = False
         self.failures_shown: set[int] = set()
 
     def show(self, frame: Frame | None) -> None:
         if frame is None:
-            if not self.waited:
-                self._print(_waiting(self.job_dir))
-                self.waited = True
+            now = time.monotonic()
+            if self.waited is None or now - self.waited >= WAITING_REMINDER:
+                self._print(_waiting(self.job_dir, now - self.started))
+                self.waited = now
             return
         key = (frame.events, frame.status)
         if key != self.last_key:
@@ -351,9 +360,13 @@ class _LiveView:
     def __init__(self, live: Live, job_dir: Path) -> None:
         self.live = live
         self.job_dir = job_dir
+        self.started = time.monotonic()
 
     def show(self, frame: Frame | None) -> None:
-        view = Text(_waiting(self.job_dir)) if frame is None else render_frame(frame, self.job_dir)
+        if frame is None:
+            view: RenderableType = Text(_waiting(self.job_dir, time.monotonic() - self.started))
+        else:
+            view = render_frame(frame, self.job_dir)
         self.live.update(view, refresh=True)
 
 

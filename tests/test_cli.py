@@ -128,13 +128,21 @@ def test_snapshot_output_failing_mid_write_keeps_the_old_file(failed_job, tmp_pa
     assert [path.name for path in target.parent.iterdir()] == ["snapshot.json"]
 
 
-def test_snapshot_output_into_missing_directory_exits_2(failed_job, tmp_path):
+def test_snapshot_output_into_a_missing_directory_creates_it(failed_job, tmp_path):
+    """As ``report -o`` does."""
     target = tmp_path / "missing" / "snapshot.json"
-    code, out, err = run("snapshot", str(failed_job), "-o", str(target))
+    code, _out, err = run("snapshot", str(failed_job), "-o", str(target))
+    assert code == 0, err
+    assert json.loads(target.read_text())["overall_status"] == "failed"
+
+
+def test_snapshot_output_where_no_directory_can_be_made_exits_2(failed_job, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, out, err = run("snapshot", str(failed_job), "-o", str(blocker / "snapshot.json"))
     assert code == 2
     assert out == ""
     assert_one_error_line(err)
-    assert not target.parent.exists()
 
 
 def test_failed_snapshot_leaves_the_existing_output_untouched(job_dir, tmp_path):

@@ -46,7 +46,7 @@ def _grow(log: Path, lines: list[str], batches: int, out: StringIO) -> threading
             time.sleep(0.01)
 
     def run() -> None:
-        wait_for_more(0)  # "waiting for events..."
+        wait_for_more(0)  # "waiting 0s for the job's first event ..."
         for begin in range(0, len(lines), size):
             seen = printed()
             _append(log, lines[begin : begin + size])
@@ -82,8 +82,8 @@ def _watch_growing(tmp_path: Path, **spec: object) -> tuple[int, str]:
 def test_follows_a_growing_log_to_completion(tmp_path: Path) -> None:
     code, output = _watch_growing(tmp_path)
     assert code == 0
-    assert output.count("waiting for events") == 1
-    assert output.splitlines()[0].startswith("waiting for events")
+    assert output.count("for the job's first event") == 1
+    assert output.splitlines()[0].startswith("waiting ")
     progress = _progress(output)
     assert len(progress) == 6, output
     parts_done = [row[1] for row in progress]
@@ -180,7 +180,8 @@ def test_missing_directory_raises(tmp_path: Path) -> None:
 def test_waits_for_a_log_until_bounded(job_dir: Path) -> None:
     out = StringIO()
     assert watch(job_dir, out, interval=0.01, max_refreshes=3) == 0
-    assert out.getvalue().count("waiting for events") == 1
+    assert out.getvalue().count("for the job's first event") == 1
+    assert "is the job started, and is this its work directory?" in out.getvalue()
 
 
 def test_tty_renders_progress_bars(make_job) -> None:

@@ -11,16 +11,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dj_observe.hook import ObservabilityHook
 from dj_observe.state import Status
+from dj_observe.textsafe import count_of
 
 __all__ = ["RunProgress"]
 
 PLAIN_INTERVAL = 5.0
 """Seconds between plain progress lines (when not a terminal) while no partition ends."""
-
-
-def _count_of(number: int, noun: str) -> str:
-    """``1 partition``, ``2 partitions``."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 class _Counts(NamedTuple):
@@ -47,7 +43,7 @@ class _Counts(NamedTuple):
 
     def line(self) -> str:
         failed = f"{self.failed} failed" if self.failed else "none failed"
-        running = f", {_count_of(self.running, 'partition')} running" if self.running else ""
+        running = f", {count_of(self.running, 'partition')} running" if self.running else ""
         return (
             f"partitions {self.ended}/{self.total} ({failed}), "
             f"op runs {self.ops_done}/{self.ops_total}{running}"
@@ -136,7 +132,7 @@ class RunProgress:
             self.ops,
             completed=counts.ops_done,
             total=counts.ops_total or None,
-            detail=f"{_count_of(counts.running, 'partition')} running" if counts.running else "",
+            detail=f"{count_of(counts.running, 'partition')} running" if counts.running else "",
         )
 
     def _due(self, counts: _Counts, final: bool, tick: bool) -> bool:
