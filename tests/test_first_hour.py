@@ -11,6 +11,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from dj_observe import config as config_module
 from dj_observe.cli import main
 from dj_observe.config import ObservabilityConfig
 from dj_observe.synthetic import JobSpec, write_job
@@ -89,6 +90,7 @@ def test_jobs_never_cuts_a_job_id_at_80_columns(tmp_path, monkeypatch):
 def test_an_environment_setting_the_config_overrides_is_said_once(monkeypatch):
     lines: list[str] = []
     sink = logger.add(lines.append, format="{message}", level="WARNING")
+    monkeypatch.setattr(config_module, "_said", set())  # once per process: this test's own
     monkeypatch.setenv("DJ_OBSERVE_METRICS_PORT", "9464")
     try:
         for _ in range(2):
