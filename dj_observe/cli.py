@@ -17,14 +17,16 @@ import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from dj_observe import __version__
 from dj_observe.assets import AssetsError, config_path, export
 from dj_observe.config import ConfigError
-from dj_observe.diff import DEFAULT_THRESHOLD, Comparison, baseline, compare, summarise
 from dj_observe.snapshot import ProcessingSnapshotAnalyzer, write_json
 from dj_observe.tracker import JobDirectoryError
+
+if TYPE_CHECKING:  # the diff's machinery is imported by the commands that use it
+    from dj_observe.diff import Comparison
 
 __all__ = ["main"]
 
@@ -379,7 +381,7 @@ def _add_diff_parser(commands: argparse._SubParsersAction) -> None:
     diff.add_argument(
         "--threshold",
         type=float,
-        default=DEFAULT_THRESHOLD,
+        default=None,
         metavar="T",
         help="retention difference (0.1: ten points) and relative change of rows and "
         "durations (0.1: 10%%) that count as drift (default: 0.1)",
@@ -395,13 +397,16 @@ def _comparison(
     other: str | None,
     baseline_dir: str | None,
     last: int,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
 ) -> Comparison:
     """``job_dir`` against ``other``, or against the baseline under ``baseline_dir``."""
     if (other is None) == (baseline_dir is None):
         raise CliError("give a second job directory or --baseline DIR (one of the two)")
     if last < 1:
         raise CliError("--last must be at least 1")
+    from dj_observe.diff import DEFAULT_THRESHOLD, baseline, compare, summarise
+
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
     if not threshold >= 0:  # NaN too
         raise CliError("--threshold must be a number, 0 or more")
     run = summarise(job_dir)
