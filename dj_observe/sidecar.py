@@ -1,7 +1,7 @@
 """The sidecar: metrics and spans made in a process of their own, from the event log.
 
 With ``sidecar: true`` the hook writes ``events.jsonl`` in the executor's process
-(a few microseconds an event) and starts ``python -m dj_observe.sidecar``, which
+(a few microseconds an event) and starts ``python -m dj_observe.sidecar_process``, which
 follows the log as ``replay`` does and feeds the same metrics and trace sinks:
 the same values and spans as in-process delivery (live equals replay), a poll
 interval later.  The sidecar serves /metrics and pushes to the Pushgateway as
@@ -18,17 +18,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import select
-import signal
 import subprocess
 import sys
-from typing import IO, Any
+from typing import Any
 
 from dj_observe.config import ObservabilityConfig
 from dj_observe.dispatch import HookStats
 
-__all__ = ["POLL_INTERVAL", "Sidecar", "main"]
+__all__ = ["POLL_INTERVAL", "Sidecar"]
 
 POLL_INTERVAL = 0.2
 """Seconds between two looks at the log."""
@@ -49,7 +47,7 @@ class Sidecar:
         payload = {"config": dataclasses.asdict(own), "job_dir": str(config.log_path.parent)}
         try:
             self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
-                [sys.executable, "-m", "dj_observe.sidecar"],
+                [sys.executable, "-m", "dj_observe.sidecar_process"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 close_fds=True,
@@ -93,34 +91,3 @@ class Sidecar:
                 self.stats.sink_failed(self.name, exc)
         if code != 0:
             self.stats.sink_failed(self.name, RuntimeError(f"sidecar exited with {code}"))
-
-
-def main(stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> int:
-    """Run the sidecar until ``stdin`` closes (see the module's protocol)."""
-    from dj_observe.hook import ObservabilityHook
-    from dj_observe.replay import JobFollower
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for the executor; we follow it
-    stdin = stdin or sys.stdin.buffer
-    stdout = stdout or sys.stdout.buffer
-    payload: dict[str, Any] = json.loads(stdin.readline())
-    hook = ObservabilityHook(ObservabilityConfig.from_dict(payload["config"]))
-    try:
-        try:
-            stdout.write(json.dumps({"metrics_url": hook.metrics_url}).encode() + b"\n")
-            stdout.flush()
-        except OSError:  # the executor is gone already: finish its log all the same
-            os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
-        follower = JobFollower(payload["job_dir"], hook.dispatcher)
-        while True:
-            follower.poll()
-            readable, _, _ = select.select([stdin], [], [], POLL_INTERVAL)
-            if readable and not os.read(stdin.fileno(), 4096):  # closed: the job is done
-                follower.poll()
-                return 0
-    finally:
-        hook.close()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
