@@ -49,19 +49,24 @@ _PARTITION_LABELS = {
 def iter_event_dicts(work_dir: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """Every event object of every log in ``work_dir``, in write order; lines that are
     not a JSON object are skipped."""
+    for line in _log_lines(work_dir):
+        try:
+            event = _LINE.decode(line)
+        except msgspec.DecodeError:
+            continue
+        if isinstance(event, dict):
+            yield event
+
+
+def _log_lines(work_dir: str | os.PathLike[str]) -> Iterator[bytes]:
+    """Every line of every log in ``work_dir``, in write order (an unreadable log: none)."""
     for path in find_event_logs(work_dir):
         try:
             handle = path.open("rb")
         except OSError:
             continue
         with handle:
-            for line in handle:
-                try:
-                    event = _LINE.decode(line)
-                except msgspec.DecodeError:
-                    continue
-                if isinstance(event, dict):
-                    yield event
+            yield from handle
 
 
 class _Ids(msgspec.Struct, gc=False):
@@ -76,23 +81,17 @@ _IDS = msgspec.json.Decoder(_Ids)
 def process_first_seen(work_dir: str | os.PathLike[str]) -> dict[int, float | None]:
     """Each process id the logs record, with the earliest timestamp of an event naming it."""
     seen: dict[int, float | None] = {}
-    for path in find_event_logs(work_dir):
+    for line in _log_lines(work_dir):
         try:
-            handle = path.open("rb")
-        except OSError:
+            ids = _IDS.decode(line)
+        except msgspec.DecodeError:
             continue
-        with handle:
-            for line in handle:
-                try:
-                    ids = _IDS.decode(line)
-                except msgspec.DecodeError:
-                    continue
-                pid, ts = ids.process_id, ids.timestamp
-                if not _is_int(pid) or pid <= 0:
-                    continue
-                ts = float(ts) if _is_number(ts) else None
-                if pid not in seen or (ts is not None and (seen[pid] is None or ts < seen[pid])):
-                    seen[pid] = ts
+        pid, ts = ids.process_id, ids.timestamp
+        if not _is_int(pid) or pid <= 0:
+            continue
+        ts = float(ts) if _is_number(ts) else None
+        if pid not in seen or (ts is not None and (seen[pid] is None or ts < seen[pid])):
+            seen[pid] = ts
     return seen
 
 

@@ -213,37 +213,24 @@ class Collector:
         if not run.started:  # no row reached it (an empty partition): a run of nothing
             self.emit("op_start", timestamp=now, **fields)
         end = run.last_end if run.last_end is not None else now
-        metadata = {
-            "cpu_seconds": round(run.cpu_seconds, 6),
-            "peak_rss_bytes": run.peak_rss_bytes or None,
-            "first_call": run.first_start,
-            "last_call": run.last_end,
-        }
-        failure = run.failure
-        if failure is not None:
-            self.last_error = failure.error
-            self.emit(
-                "op_failed",
-                timestamp=end,
-                status="failed",
-                duration=run.seconds,
-                input_rows=run.input_rows,
-                error_message=failure.error,
-                stack_trace=failure.stack_trace,
-                metadata=metadata,
-                **fields,
-            )
-            return
-        self.emit(
-            "op_complete",
+        fields.update(
             timestamp=end,
-            status="success",
             duration=run.seconds,
             input_rows=run.input_rows,
-            output_rows=run.output_rows,
-            metadata=metadata,
-            **fields,
+            metadata={
+                "cpu_seconds": round(run.cpu_seconds, 6),
+                "peak_rss_bytes": run.peak_rss_bytes or None,
+                "first_call": run.first_start,
+                "last_call": run.last_end,
+            },
         )
+        failure = run.failure
+        if failure is None:
+            self.emit("op_complete", status="success", output_rows=run.output_rows, **fields)
+            return
+        self.last_error = failure.error
+        error = {"error_message": failure.error, "stack_trace": failure.stack_trace}
+        self.emit("op_failed", status="failed", **error, **fields)
 
 
 def _consistent(runs: list[OpRunTotals], expected_input: int | None, failing: bool) -> bool:
