@@ -9,24 +9,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import tempfile
-import threading
-import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from dj_observe import __version__
-from dj_observe.assets import AssetsError, config_path, export
-from dj_observe.config import ConfigError
-from dj_observe.snapshot import ProcessingSnapshotAnalyzer, write_json
-from dj_observe.tracker import JobDirectoryError
 
-if TYPE_CHECKING:  # the diff's machinery is imported by the commands that use it
+if TYPE_CHECKING:  # each command imports its machinery when it runs
     from dj_observe.diff import Comparison
+    from dj_observe.snapshot import ProcessingSnapshotAnalyzer
 
 __all__ = ["main"]
 
@@ -286,6 +279,10 @@ def _parser() -> argparse.ArgumentParser:
 def _write_output(
     path: str, analyzer: ProcessingSnapshotAnalyzer, compact: bool, workers: int, summary: bool
 ) -> None:
+    import tempfile
+
+    from dj_observe.snapshot import write_json
+
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     try:
@@ -308,6 +305,8 @@ def _write_output(
 def _snapshot(args: argparse.Namespace, stdout: IO[str]) -> int:
     if args.workers < 1:
         raise CliError("--workers must be at least 1")
+    from dj_observe.snapshot import ProcessingSnapshotAnalyzer, write_json
+
     analyzer = ProcessingSnapshotAnalyzer(args.job_dir, workers=args.workers, cache=args.cache)
     if args.output:
         _write_output(args.output, analyzer, args.compact, args.workers, args.summary)
@@ -353,6 +352,8 @@ def _add_assets_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _assets_export(args: argparse.Namespace, stdout: IO[str]) -> int:
+    from dj_observe.assets import export
+
     written = export(Path(args.dir), force=args.force)
     print(f"{len(written)} files written under {args.dir}:", file=stdout)
     for path in written:
@@ -429,6 +430,9 @@ def _diff(args: argparse.Namespace, stdout: IO[str]) -> int:
 def _sigterm_interrupts() -> Iterator[None]:
     """``SIGTERM`` (``dj-observe stop``) ends the job as Ctrl-C does: the hook closes its
     sinks and Ray shuts down, the log and the checkpoints stay resumable."""
+    import signal
+    import threading
+
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -444,9 +448,11 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from dj_observe.assets import config_path
     from dj_observe.runner.config import load_config
     from dj_observe.runner.executor import run_job
     from dj_observe.runner.progress import RunProgress
+    from dj_observe.snapshot import ProcessingSnapshotAnalyzer
     from dj_observe.snapshot_view import print_snapshot
 
     config = load_config(config_path(args.config))
@@ -477,6 +483,7 @@ def _run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
 
 
 def _demo(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from dj_observe.snapshot import ProcessingSnapshotAnalyzer, write_json
     from dj_observe.synthetic import JobSpec, write_job
 
     spec = JobSpec(partitions=6, failed_partitions={4: 5}, samples_per_partition=2000)
@@ -690,28 +697,53 @@ def main(
         if args.command == "stop":
             return _stop(args, stdout)
         return _jobs(args, stdout)
-    except (CliError, JobDirectoryError, ConfigError, AssetsError) as exc:
-        print(f"dj-observe: error: {exc}", file=stderr)
-        return EXIT_BAD_INPUT
-    except BrokenPipeError:
-        _silence_stdout()
-        return EXIT_OK
-    except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"dj-observe: error: {exc.strerror or exc}{where}", file=stderr)
-        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("dj-observe: interrupted", file=stderr)
         return EXIT_INTERRUPTED
-    except Exception as exc:  # a defect: one line, the traceback only on request
-        if args.debug or os.environ.get(DEBUG_VARIABLE, "0") not in ("", "0"):
-            traceback.print_exc(file=stderr)
-        print(
-            f"dj-observe: unexpected error ({type(exc).__name__}: {exc}); "
-            f"--debug or {DEBUG_VARIABLE}=1 shows the traceback",
-            file=stderr,
-        )
-        return EXIT_UNEXPECTED
+    except Exception as exc:
+        return _failed(exc, args.debug, stderr)
+
+
+_USER_ERRORS = (
+    ("dj_observe.tracker", "JobDirectoryError"),
+    ("dj_observe.config", "ConfigError"),
+    ("dj_observe.assets", "AssetsError"),
+)
+"""Errors the user can fix besides :class:`CliError`, by module (imported by the commands
+that use them: only a module that was loaded can have raised its error)."""
+
+
+def _is_user_error(exc: Exception) -> bool:
+    return isinstance(exc, CliError) or any(
+        isinstance(exc, getattr(sys.modules[module], name))
+        for module, name in _USER_ERRORS
+        if module in sys.modules
+    )
+
+
+def _failed(exc: Exception, debug: bool, stderr: IO[str]) -> int:
+    """Report a command's failure as one line; returns the exit code."""
+    if _is_user_error(exc):
+        print(f"dj-observe: error: {exc}", file=stderr)
+        return EXIT_BAD_INPUT
+    if isinstance(exc, BrokenPipeError):
+        _silence_stdout()
+        return EXIT_OK
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"dj-observe: error: {exc.strerror or exc}{where}", file=stderr)
+        return EXIT_BAD_INPUT
+    # a defect: one line, the traceback only on request
+    if debug or os.environ.get(DEBUG_VARIABLE, "0") not in ("", "0"):
+        import traceback
+
+        traceback.print_exception(exc, file=stderr)
+    print(
+        f"dj-observe: unexpected error ({type(exc).__name__}: {exc}); "
+        f"--debug or {DEBUG_VARIABLE}=1 shows the traceback",
+        file=stderr,
+    )
+    return EXIT_UNEXPECTED
 
 
 if __name__ == "__main__":

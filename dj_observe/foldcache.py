@@ -11,7 +11,9 @@ Entries live outside the job directory (which may be read-only) in
 ``~/.cache/dj-observe``), one file per job directory, written atomically (several
 pollers at once each leave a whole entry); the oldest entries go once the directory
 holds more than ``$DJ_OBSERVE_CACHE_MAX_BYTES`` (default 512 MiB).  The directory
-must be the user's own and closed to others, since an entry is a pickle.
+must be the user's own and closed to others, since an entry is a pickle; its first line
+names its format, and an entry of another format (an older dj-observe's) is a miss,
+never unpickled.
 
 Beside the fold an entry keeps, per partition, how many op runs were timed only with
 their checkpoint group (``metadata.group_timed_operations``): a later poll recounts
@@ -26,14 +28,14 @@ import hashlib
 import os
 import pickle
 import stat
-import tempfile
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from dj_observe.eventlog import ReadStats, find_event_logs, iter_range
 from dj_observe.oprows import group_timed_counts
-from dj_observe.state import JobState, PartitionState, Status
+from dj_observe.state import JobState, PartitionState
 from dj_observe.tracker import JobTracker, gc_paused
 
 __all__ = [
@@ -52,8 +54,10 @@ PROBE_BYTES = 4096
 STORE_AFTER_BYTES = 8 << 20
 """A stored fold is replaced once this much log (8 MiB) was folded beyond it: storing
 costs what the job holds, folding a tail what it appended, so polls store rarely."""
-FORMAT = 3
+FORMAT = 4
 _SUFFIX = ".fold"
+_MAGIC = b"dj-observe fold %d\n" % FORMAT
+"""An entry's first bytes: one of another format (or not an entry) is not unpickled."""
 
 
 @dataclass(frozen=True)
@@ -173,10 +177,12 @@ def _restore(tracker: JobTracker, entry_path: Path, key: str) -> _Entry | None:
         return None
     try:
         with entry_path.open("rb") as handle, gc_paused():
+            if handle.read(len(_MAGIC)) != _MAGIC:
+                return None
             entry = pickle.load(handle)
     except Exception:  # a missing, damaged or foreign entry is only a cache miss
         return None
-    if not isinstance(entry, _Entry) or entry.key != f"{FORMAT}:{key}":
+    if not isinstance(entry, _Entry) or entry.key != key:
         return None
     logs = [str(path) for path in find_event_logs(tracker.job_dir)]
     covered = [mark.path for mark in entry.marks]
@@ -224,40 +230,27 @@ def _mark(path: Path, offset: int) -> _LogMark | None:
 
 
 _PARTITION_FIELDS = [item.name for item in dataclasses.fields(PartitionState)]
-_STATUS = {status.value: status for status in Status}
+_OPS_FIELD = _PARTITION_FIELDS.index("ops")
 
 
 @dataclass
 class _Partitions:
-    """Partitions column by column; each one's ``ops`` as its op names (one tuple per
-    distinct sequence, shared) and slots.  Loads several times faster than the objects."""
+    """Partitions column by column, one list per field of :class:`PartitionState`, each
+    one's ``ops`` keyed by the op table's own name strings (stored once, shared once
+    loaded).  Loads several times faster than the objects."""
 
     columns: list[list[Any]]
-    name_sequences: list[tuple[str, ...]]
-    sequence_of: list[int]
-    slots: list[list[int]]
 
     @classmethod
     def of(cls, partitions: list[PartitionState]) -> _Partitions:
-        columns = [
-            [getattr(part, name) for part in partitions] if name != "ops" else []
-            for name in _PARTITION_FIELDS
+        columns = [[getattr(part, name) for part in partitions] for name in _PARTITION_FIELDS]
+        columns[_OPS_FIELD] = [
+            {sys.intern(name): slot for name, slot in ops.items()} for ops in columns[_OPS_FIELD]
         ]
-        status = _PARTITION_FIELDS.index("status")
-        columns[status] = [None if code is None else int(code) for code in columns[status]]
-        sequences: dict[tuple[str, ...], int] = {}
-        sequence_of = [sequences.setdefault(tuple(part.ops), len(sequences)) for part in partitions]
-        slots = [list(part.ops.values()) for part in partitions]
-        return cls(columns, list(sequences), sequence_of, slots)
+        return cls(columns)
 
     def objects(self) -> dict[int, PartitionState]:
-        columns = list(self.columns)
-        status = _PARTITION_FIELDS.index("status")
-        columns[status] = [None if code is None else _STATUS[code] for code in columns[status]]
-        names = map(self.name_sequences.__getitem__, self.sequence_of)
-        columns[_PARTITION_FIELDS.index("ops")] = list(map(dict, map(zip, names, self.slots)))
-        parts = map(PartitionState, *columns)
-        return {part.partition_id: part for part in parts}
+        return {part.partition_id: part for part in map(PartitionState, *self.columns)}
 
 
 def _state_fields(state: JobState) -> dict[str, Any]:
@@ -275,7 +268,7 @@ def _store(fold: PersistedFold, entry_path: Path, key: str) -> None:
     if any(mark is None for mark in marks):
         return
     entry = _Entry(
-        f"{FORMAT}:{key}",
+        key,
         marks,  # type: ignore[arg-type]
         _state_fields(tracker.state),
         tracker.reader.stats,
@@ -287,10 +280,12 @@ def _store(fold: PersistedFold, entry_path: Path, key: str) -> None:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _private(directory):
             return
-        data = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+        data = _MAGIC + pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
         limit = _max_bytes()
         if len(data) > limit:
             return
+        import tempfile
+
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{key}.")
         try:
             with os.fdopen(fd, "wb") as handle:

@@ -9,7 +9,6 @@ the kernel when the output is a file.  The snapshot document is built on it.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ __all__ = ["STREAM", "FilePart", "ObjectWriter", "opened_and_unlinked", "spools"
 
 def spools(stack: ExitStack, count: int = 3) -> list[BinaryIO]:
     """``count`` temporary files, closed (and gone) with ``stack``."""
+    import tempfile
+
     return [stack.enter_context(tempfile.TemporaryFile()) for _ in range(count)]
 
 

@@ -5,17 +5,17 @@ folded into its own :class:`JobState` (the first here, the others in forked
 worker processes) and the states are merged in order.  That equals folding the
 whole log in one pass because every field of the fold is last-writer-wins,
 min/max or a sum (see :mod:`dj_observe.state`).
+
+The process machinery (``multiprocessing``, ``concurrent.futures``) is imported only
+when a fold or a render is shared out: a process that folds a few appended lines
+never pays for it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
-import tempfile
-import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -106,6 +106,9 @@ def _fold_ranges(ranges: list[Range], state: JobState | None = None) -> tuple[Jo
 
 def fork_is_safe() -> bool:
     """Forking copies only the calling thread: safe while no other thread runs."""
+    import multiprocessing
+    import threading
+
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
@@ -127,6 +130,9 @@ def fold_in_parallel(reader: EventLogReader, state: JobState, workers: int, min_
     groups = split_ranges(files, workers)
     if len(groups) < 2:  # one line fills most of the log: nothing to share out
         return False
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     # Fork is cheapest; with other threads running (a Ray driver, a server) a forked child
     # could inherit a held lock, so start fresh interpreters instead.
     context = multiprocessing.get_context("fork" if fork_is_safe() else "spawn")
@@ -156,6 +162,8 @@ class ForkedOutput:
     """
 
     def __init__(self, produce: Callable[[list[BinaryIO]], None], count: int = 1) -> None:
+        import tempfile
+
         made = [tempfile.mkstemp(prefix="dj-observe-") for _ in range(count)]
         self.paths = [path for _, path in made]
         self.pid = os.fork()

@@ -78,15 +78,17 @@ def command_line_config(job_dir: str | os.PathLike[str]) -> tuple[str | None, st
 
     ``(None, None)`` when the job directory has no ``cli.yaml`` or it names no config.
     """
-    import yaml
-
     path = Path(job_dir, CLI_ARGUMENTS)
     try:
-        data = yaml.safe_load(read_side_file(path, MAX_CLI_BYTES))
+        content = read_side_file(path, MAX_CLI_BYTES)
     except FileNotFoundError:
         return None, None
     except SideFileError as exc:
         return None, str(exc)
+    import yaml  # only for a job that has the file: a poll of one without it skips the import
+
+    try:
+        data = yaml.safe_load(content)
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else "invalid YAML"
         return None, f"{path.name}: {reason}"

@@ -17,7 +17,7 @@ import functools
 import io
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -410,7 +410,8 @@ def _timing(
 
 
 def _partitions(state: JobState) -> list[tuple[int, PartitionState]]:
-    return sorted(state.partitions.items())
+    parts = state.partitions
+    return [(pid, parts[pid]) for pid in sorted(parts)]
 
 
 def operation_key(run: OpRun) -> str:
@@ -576,7 +577,8 @@ def _percent(done: int, total: int) -> float:
     return round(100.0 * done / total, 2) if total else 0.0
 
 
-def _head(snap: JobSnapshot, partitions: list[PartitionState]) -> dict[str, Any]:
+def _head(snap: JobSnapshot, partitions: Iterable[PartitionState]) -> dict[str, Any]:
+    """The document's first members; ``partitions`` in id order (for the first failure)."""
     state, summary, job_dir = snap.state, snap.summary, snap.job_dir
     partition_pct = _percent(snap.completed_partitions, snap.total_partitions)
     operation_pct = _percent(snap.completed_operations, snap.total_operations)
@@ -815,8 +817,8 @@ def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[b
 def _summary_chunks(snap: JobSnapshot, indent: int) -> Iterator[bytes]:
     """The document without its growing members (the head a monitor reads)."""
     writer = ObjectWriter(indent)
-    partitions = [part for _, part in _partitions(snap.state)]
-    for key, value in _head(snap, partitions).items():
+    parts = snap.state.partitions
+    for key, value in _head(snap, (parts[pid] for pid in sorted(parts))).items():
         yield writer.item(key, value)
     checkpointing = _checkpointing(snap, None)
     del checkpointing["checkpoint_progress"]["checkpointed_operations"]
@@ -880,7 +882,7 @@ def _resumption_command(snap: JobSnapshot, config_file: Any) -> str | None:
     return f"dj-process --config {config} --job_id {snap.job_id}"
 
 
-def _first_partition_error(state: JobState, partitions: list[PartitionState]) -> str | None:
+def _first_partition_error(state: JobState, partitions: Iterable[PartitionState]) -> str | None:
     for part in partitions:
         if state.partition_status(part) == Status.FAILED:
             failed = (run.error_message for run in state.op_runs(part) if run.error_message)

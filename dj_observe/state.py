@@ -83,6 +83,7 @@ _BY_CODE = tuple(Status)
 _EVENT_TYPE = attrgetter("event_type")
 _TIMESTAMP = attrgetter("timestamp")
 _JOB_ID = attrgetter("job_id")
+_STATUS_OF = attrgetter("status")
 _NO_METRICS = OpMetrics()
 _DAG_NODE_ID = re.compile(r"^op_(\d+)_(.+?)(?:_partition_\d+|_global)?$")
 
@@ -1172,11 +1173,11 @@ class JobState:
 
     def skipped_operations(self) -> dict[int, list[str]]:
         """:meth:`skipped_ops` of every partition that has some, by partition id."""
-        expected = self.ops_per_partition
+        expected, completed = self.ops_per_partition, Status.COMPLETED
         suspects = {
             pid
             for pid, part in self.partitions.items()
-            if part.status == Status.COMPLETED and len(part.ops) < expected
+            if part.status == completed and len(part.ops) < expected
         }
         ops = self.ops
         for code in (Status.IN_PROGRESS, Status.FAILED):
@@ -1199,8 +1200,15 @@ class JobState:
     def partition_counts(self) -> dict[Status, int]:
         """Partitions by status; planned partitions never seen count as not started."""
         counts = dict.fromkeys(Status, 0)
-        for part in self.partitions.values():
-            counts[self.partition_status(part)] += 1
+        parts = self.partitions.values()
+        own = Counter(map(_STATUS_OF, parts))
+        undecided = own.pop(None, 0)
+        for status, count in own.items():
+            counts[status] += count
+        if undecided:  # no partition-level event yet: what its ops say
+            for part in parts:
+                if part.status is None:
+                    counts[self.partition_status(part)] += 1
         counts[Status.NOT_STARTED] += self.total_partitions - len(self.partitions)
         return counts
 

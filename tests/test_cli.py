@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from support import ev, stable, write_log
 
-import dj_observe.cli
 import dj_observe.eventlog
+import dj_observe.snapshot
 from dj_observe import __version__
 from dj_observe.cli import main
 
@@ -119,7 +119,7 @@ def test_snapshot_output_failing_mid_write_keeps_the_old_file(failed_job, tmp_pa
         stream.write(b'{"job_info": ')
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(dj_observe.cli, "write_json", disk_full)
+    monkeypatch.setattr(dj_observe.snapshot, "write_json", disk_full)
     code, _, err = run("snapshot", str(failed_job), "-o", str(target))
     assert code == 2
     assert_one_error_line(err)

@@ -274,3 +274,43 @@ def test_the_stored_fold_is_replaced_once_enough_was_folded_beyond_it(started, r
     reads.clear()
     assert _poll(started) == _fresh(started)
     assert reads[0] == ("events.jsonl", size)
+
+
+def test_an_entry_of_another_format_is_ignored_and_replaced(started, reads, monkeypatch):
+    from dj_observe import foldcache
+
+    with monkeypatch.context() as patched:
+        patched.setattr(foldcache, "_MAGIC", b"dj-observe fold 3\n")
+        _poll(started)  # stored as an older version of dj-observe would
+    append_log(started, _events(3, 1))
+    reads.clear()
+    assert _poll(started) == _fresh(started)
+    assert reads[0] == ("events.jsonl", 0)  # folded afresh, and stored in this format
+    size = (started / "events.jsonl").stat().st_size
+    append_log(started, _events(4, 1))
+    reads.clear()
+    assert _poll(started) == _fresh(started)
+    assert reads[0] == ("events.jsonl", size)
+
+
+def test_an_entry_without_the_format_line_is_never_unpickled(started, private_fold_cache, tmp_path):
+    """An entry of the first formats (a bare pickle), or any file in its place: unpickling
+    it could run code, so it is not even read past its first bytes."""
+    import pickle
+
+    _poll(started)
+    (entry,) = private_fold_cache.glob("*.fold")
+    marker = tmp_path / "unpickled"
+    entry.write_bytes(pickle.dumps(_Touch(str(marker))))
+    assert _poll(started) == _fresh(started)
+    assert not marker.exists()
+
+
+class _Touch:
+    """Unpickling it creates the file at ``path``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
