@@ -15,6 +15,10 @@ must be the user's own and closed to others, since an entry is a pickle; its fir
 names its format, and an entry of another format (an older dj-observe's) is a miss,
 never unpickled.
 
+The partitions are stored as rows and built only when looked up
+(:mod:`dj_observe.partstore`), with each one's status and skipped ops for the summary: a
+poll builds the partitions its events name, not the job's.
+
 Beside the fold an entry keeps, per partition, how many op runs were timed only with
 their checkpoint group (``metadata.group_timed_operations``): a later poll recounts
 only the partitions the appended events name (an op run's times change only through
@@ -23,19 +27,19 @@ events naming its partition), all of them if the pipeline's op positions changed
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+import marshal
 import os
 import pickle
 import stat
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from dj_observe.eventlog import ReadStats, find_event_logs, iter_range
 from dj_observe.oprows import group_timed_counts
-from dj_observe.state import JobState, PartitionState
+from dj_observe.partstore import PartitionRows, StoredPartitions
+from dj_observe.state import JobState
 from dj_observe.tracker import JobTracker, gc_paused
 
 __all__ = [
@@ -56,7 +60,7 @@ STORE_AFTER_BYTES = 8 << 20
 costs what the job holds, folding a tail what it appended, so polls store rarely."""
 FORMAT = 4
 _SUFFIX = ".fold"
-_MAGIC = b"dj-observe fold %d\n" % FORMAT
+_MAGIC = b"dj-observe fold %d (marshal %d)\n" % (FORMAT, marshal.version)
 """An entry's first bytes: one of another format (or not an entry) is not unpickled."""
 
 
@@ -189,8 +193,8 @@ def _restore(tracker: JobTracker, entry_path: Path, key: str) -> _Entry | None:
     if logs[: len(covered)] != covered or not all(map(_unchanged, entry.marks)):
         return None
     state = JobState()
-    with gc_paused():
-        vars(state).update(entry.state, partitions=entry.state["partitions"].objects())
+    vars(state).update(entry.state)
+    state.partitions = StoredPartitions(entry.state["partitions"], state.ops)
     tracker.state = state
     tracker.reader.stats = entry.stats
     tracker.reader.offsets = {Path(mark.path): mark.offset for mark in entry.marks}
@@ -229,35 +233,11 @@ def _mark(path: Path, offset: int) -> _LogMark | None:
     return _LogMark(str(path), info.st_dev, info.st_ino, offset, head, tail)
 
 
-_PARTITION_FIELDS = [item.name for item in dataclasses.fields(PartitionState)]
-_OPS_FIELD = _PARTITION_FIELDS.index("ops")
-
-
-@dataclass
-class _Partitions:
-    """Partitions column by column, one list per field of :class:`PartitionState`, each
-    one's ``ops`` keyed by the op table's own name strings (stored once, shared once
-    loaded).  Loads several times faster than the objects."""
-
-    columns: list[list[Any]]
-
-    @classmethod
-    def of(cls, partitions: list[PartitionState]) -> _Partitions:
-        columns = [[getattr(part, name) for part in partitions] for name in _PARTITION_FIELDS]
-        columns[_OPS_FIELD] = [
-            {sys.intern(name): slot for name, slot in ops.items()} for ops in columns[_OPS_FIELD]
-        ]
-        return cls(columns)
-
-    def objects(self) -> dict[int, PartitionState]:
-        return {part.partition_id: part for part in map(PartitionState, *self.columns)}
-
-
 def _state_fields(state: JobState) -> dict[str, Any]:
-    """The fold's attributes but its bound handlers, partitions as :class:`_Partitions`."""
+    """The fold's attributes but its bound handlers, partitions as their rows."""
     state.ops.trim()
     fields = {name: value for name, value in vars(state).items() if name != "_handlers"}
-    fields["partitions"] = _Partitions.of(list(state.partitions.values()))
+    fields["partitions"] = PartitionRows.of(state)
     return fields
 
 

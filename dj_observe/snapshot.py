@@ -17,7 +17,7 @@ import functools
 import io
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -577,15 +577,14 @@ def _percent(done: int, total: int) -> float:
     return round(100.0 * done / total, 2) if total else 0.0
 
 
-def _head(snap: JobSnapshot, partitions: Iterable[PartitionState]) -> dict[str, Any]:
-    """The document's first members; ``partitions`` in id order (for the first failure)."""
+def _head(snap: JobSnapshot) -> dict[str, Any]:
     state, summary, job_dir = snap.state, snap.summary, snap.job_dir
     partition_pct = _percent(snap.completed_partitions, snap.total_partitions)
     operation_pct = _percent(snap.completed_operations, snap.total_operations)
     config_file = summary.get("config_file", state.config_file)
     error = _text(summary.get("error_message")) or state.error_message
     if error is None and snap.overall_status == ProcessingStatus.FAILED:
-        error = _first_partition_error(state, partitions)
+        error = _first_partition_error(state)
     return {
         "job_info": {
             "job_id": snap.job_id,
@@ -796,7 +795,7 @@ def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[b
     with ExitStack() as stack:
         if child is not None:
             stack.callback(child.discard)
-        for key, value in _head(snap, partitions).items():  # while the child renders
+        for key, value in _head(snap).items():  # while the child renders
             yield writer.item(key, value)
         halves = [spools(stack)]
         group_timed = _render_batches(snap, partitions[:split], writer, halves[0])
@@ -817,8 +816,7 @@ def _json_chunks(snap: JobSnapshot, indent: int, workers: int = 1) -> Iterator[b
 def _summary_chunks(snap: JobSnapshot, indent: int) -> Iterator[bytes]:
     """The document without its growing members (the head a monitor reads)."""
     writer = ObjectWriter(indent)
-    parts = snap.state.partitions
-    for key, value in _head(snap, (parts[pid] for pid in sorted(parts))).items():
+    for key, value in _head(snap).items():
         yield writer.item(key, value)
     checkpointing = _checkpointing(snap, None)
     del checkpointing["checkpoint_progress"]["checkpointed_operations"]
@@ -882,9 +880,9 @@ def _resumption_command(snap: JobSnapshot, config_file: Any) -> str | None:
     return f"dj-process --config {config} --job_id {snap.job_id}"
 
 
-def _first_partition_error(state: JobState, partitions: Iterable[PartitionState]) -> str | None:
-    for part in partitions:
-        if state.partition_status(part) == Status.FAILED:
-            failed = (run.error_message for run in state.op_runs(part) if run.error_message)
-            return part.error_message or next(failed, None)
-    return None
+def _first_partition_error(state: JobState) -> str | None:
+    part = state.first_failed_partition()
+    if part is None:
+        return None
+    failed = (run.error_message for run in state.op_runs(part) if run.error_message)
+    return part.error_message or next(failed, None)

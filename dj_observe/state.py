@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dj_observe.events import (
     AnyEvent,
@@ -40,6 +40,9 @@ from dj_observe.events import (
     to_float,
     to_int,
 )
+
+if TYPE_CHECKING:
+    from dj_observe.partstore import Untouched
 
 __all__ = [
     "MAX_EVENT_TYPES",
@@ -1174,16 +1177,19 @@ class JobState:
     def skipped_operations(self) -> dict[int, list[str]]:
         """:meth:`skipped_ops` of every partition that has some, by partition id."""
         expected, completed = self.ops_per_partition, Status.COMPLETED
+        stored, parts = self._stored_and_live()
         suspects = {
-            pid
-            for pid, part in self.partitions.items()
+            part.partition_id
+            for part in parts
             if part.status == completed and len(part.ops) < expected
         }
         ops = self.ops
         for code in (Status.IN_PROGRESS, Status.FAILED):
             suspects.update(ops.partition[slot] for slot in ops.slots_with(code))
-        found = {pid: self.skipped_ops(self.partitions[pid]) for pid in sorted(suspects)}
-        return {pid: names for pid, names in found.items() if names}
+        found = {pid: self.skipped_ops(self.partitions[pid]) for pid in suspects}
+        if stored is not None:
+            found = {**stored.skipped, **found}
+        return {pid: found[pid] for pid in sorted(found) if found[pid]}
 
     def partition_status(self, part: PartitionState) -> Status:
         """A partition's status: its own events, else what its ops say."""
@@ -1200,7 +1206,10 @@ class JobState:
     def partition_counts(self) -> dict[Status, int]:
         """Partitions by status; planned partitions never seen count as not started."""
         counts = dict.fromkeys(Status, 0)
-        parts = self.partitions.values()
+        stored, parts = self._stored_and_live()
+        if stored is not None:
+            for status, count in stored.counts.items():
+                counts[status] += count
         own = Counter(map(_STATUS_OF, parts))
         undecided = own.pop(None, 0)
         for status, count in own.items():
@@ -1211,6 +1220,32 @@ class JobState:
                     counts[self.partition_status(part)] += 1
         counts[Status.NOT_STARTED] += self.total_partitions - len(self.partitions)
         return counts
+
+    def first_failed_partition(self) -> PartitionState | None:
+        """The failed partition of the lowest id, if any."""
+        stored, parts = self._stored_and_live()
+        failed = [part.partition_id for part in parts if self.partition_status(part) == _FAILED]
+        if stored is not None:
+            failed += stored.failed_ids
+        return self.partitions[min(failed)] if failed else None
+
+    def partition_facts_key(self) -> tuple[Any, ...]:
+        """What a partition's status and skipped ops depend on besides the partition and
+        its op runs: the pipeline's op count and op names."""
+        return self.ops_per_partition, tuple(self.op_names)
+
+    def _stored_and_live(self) -> tuple[Untouched | None, Iterable[PartitionState]]:
+        """The stored answers of partitions untouched since a persisted fold was loaded
+        (see :mod:`dj_observe.partstore`), and the partitions whose answers are computed:
+        all of them, unless the partitions are stored ones whose answers still hold."""
+        from dj_observe.partstore import StoredPartitions
+
+        parts = self.partitions
+        if isinstance(parts, StoredPartitions):
+            stored = parts.untouched(self.partition_facts_key())
+            if stored is not None:
+                return stored, parts.touched()
+        return None, parts.values()
 
     def op_counts(self) -> dict[Status, int]:
         """Op runs by :meth:`op_status`, counted column-wise where the code says it all."""

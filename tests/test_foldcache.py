@@ -314,3 +314,80 @@ class _Touch:
 
     def __reduce__(self):
         return (Path.touch, (Path(self.path),))
+
+
+def _op_run(pid: int, idx: int, ts: float, *, end: str = "op_complete") -> list[dict]:
+    name = f"op{idx}"
+    return [
+        ev("op_start", ts, partition_id=pid, operation_idx=idx, operation_name=name),
+        ev(end, ts + 0.5, partition_id=pid, operation_idx=idx, operation_name=name),
+    ]
+
+
+def _partition(pid: int, ts: float, ops: range, end: str | None = "partition_complete") -> list:
+    events = [ev("partition_start", ts, partition_id=pid)]
+    for idx in ops:
+        events += _op_run(pid, idx, ts + idx + 1)
+    if end is not None:
+        events.append(ev(end, ts + 9, partition_id=pid))
+    return events
+
+
+@pytest.mark.parametrize("store_each_poll", [False, True], ids=["stored-once", "stored-each"])
+@pytest.mark.parametrize("summary", [True, False], ids=["summary", "full"])
+def test_polls_equal_a_fresh_fold_while_stored_partitions_change(
+    job_dir, monkeypatch, summary, store_each_poll
+):
+    """After the fold was stored: a stored running partition fails, one completes having
+    skipped ops, a completed one fails in a later run, a partition runs an op never seen
+    (the pipeline grows), the job fails.  Every poll answers as a fresh fold."""
+    from dj_observe import foldcache
+
+    if store_each_poll:
+        monkeypatch.setattr(foldcache, "STORE_AFTER_BYTES", 1)
+    options = ("--summary",) if summary else ()
+    write_log(
+        job_dir,
+        [
+            ev("job_start", 1.0, job_id="j"),
+            *_partition(0, 10.0, range(3)),
+            *_partition(1, 20.0, range(3)),
+            *_partition(2, 30.0, range(1), end=None),
+            ev("op_start", 32.0, partition_id=2, operation_idx=1, operation_name="op1"),
+            ev("partition_start", 40.0, partition_id=3),
+        ],
+    )
+    steps = [
+        [ev("partition_failed", 50.0, partition_id=2, error_message="worker lost")],
+        [*_op_run(3, 0, 51.0), ev("partition_complete", 53.0, partition_id=3)],
+        [ev("partition_failed", 60.0, partition_id=1, error_message="rerun failed")],
+        _partition(4, 70.0, range(4)),
+        [ev("job_failed", 90.0, error_message="partitions failed")],
+    ]
+    assert _poll(job_dir, *options) == _fresh_with(job_dir, options)
+    for appended in steps:
+        append_log(job_dir, appended)
+        assert _poll(job_dir, *options) == _fresh_with(job_dir, options)
+    final = _poll(job_dir, "--summary")
+    assert final["metadata"]["skipped_operations"] == {"0": ["op3"], "3": ["op1", "op2", "op3"]}
+    assert final["progress_summary"]["failed_partitions"] == 2
+
+
+def _fresh_with(job_dir: Path, options: tuple[str, ...]) -> dict:
+    return _poll(job_dir, *options, "--no-cache")
+
+
+def test_a_poll_builds_only_the_partitions_its_events_name(make_job):
+    from dj_observe.partstore import StoredPartitions
+    from dj_observe.snapshot import ProcessingSnapshotAnalyzer
+
+    job = make_job(partitions=40)
+    ProcessingSnapshotAnalyzer(job, cache=True).generate_snapshot()
+    append_log(job, _partition(1000, 1e9, range(2), end=None))
+    analyzer = ProcessingSnapshotAnalyzer(job, cache=True)
+    snapshot = analyzer.generate_snapshot()
+    partitions = analyzer.tracker.state.partitions
+    assert isinstance(partitions, StoredPartitions)
+    assert snapshot.total_partitions == len(partitions) == 41
+    assert len(partitions.touched()) < 10
+    assert snapshot.in_progress_partitions == 1
