@@ -43,6 +43,7 @@ from bench_snapshot import (  # noqa: E402 - a sibling module of this script
     DEFAULT_OUTPUT,
     _last_event,
     appended_events,
+    byte_compile,
     ensure_dataset,
     log,
     parse_sizes,
@@ -156,7 +157,8 @@ def report(
         "",
         f"The {data.size.label} job of `bench_snapshot.py` ({data.events:,} events, "
         f"{data.log_mb:.0f} MB log). Every time is a whole process measured from outside "
-        "(interpreter start-up, imports, output to a file). Per repetition: the floor "
+        "(interpreter start-up, imports with dj_observe's modules byte-compiled as installing "
+        "the wheel does, output to a file). Per repetition: the floor "
         "(`orjson.loads` per line over the log), the full snapshot without the cache, the "
         "first `--summary` call with an empty "
         f"fold cache, then {polls} polls, each after {APPENDED_EVENTS:,} events were "
@@ -208,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         log("not enough disk for the job")
         return 1
     warm_cache(data.job_dir)
+    byte_compile()
     command = shlex.join(["python", "benchmarks/bench_poll.py", *argv])
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-poll-") as scratch:

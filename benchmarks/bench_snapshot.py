@@ -320,7 +320,7 @@ def child_snapshot(job_dir: str, output: str, workers: str) -> None:
 
     Path(output).unlink(missing_ok=True)  # freeing the previous run's file is not this run's work
     started = time.perf_counter()
-    code = main(["snapshot", job_dir, "-o", output, "--workers", workers])
+    code = main(["snapshot", job_dir, "-o", output, "--workers", workers, "--no-cache"])
     elapsed = time.perf_counter() - started
     if code != 0:
         raise SystemExit(f"dj-observe snapshot exited with {code}")
@@ -623,6 +623,16 @@ class SizeResult:
         return min(self.resnap.extra["render_s"])
 
 
+def byte_compile() -> None:
+    """Byte-compile dj_observe's modules, as installing its wheel does: an editable install
+    run with ``PYTHONDONTWRITEBYTECODE`` would otherwise compile them in every process."""
+    import compileall
+
+    import dj_observe
+
+    compileall.compile_dir(Path(dj_observe.__file__).parent, quiet=1)
+
+
 def warm_cache(job_dir: Path) -> None:
     """Read the job's files once so every measurement sees a warm page cache."""
     for path in [*_event_logs(job_dir), job_dir / "dag_execution_plan.json"]:
@@ -801,10 +811,13 @@ def write_report(
         "`job_summary.json`). Every measurement is a fresh Python process, run against a warm "
         "page cache; the floor and the two snapshot variants alternate within each repetition. "
         "*In process* is the time around the work (`for line in f: orjson.loads(line)`, or "
-        "`dj_observe.cli.main(['snapshot', dir, '-o', tmp])`, which includes writing the "
+        "`dj_observe.cli.main(['snapshot', dir, '-o', tmp, '--no-cache'])`: every run folds "
+        "the whole log, none reuses a persisted fold, see the poll section; it includes "
+        "writing the "
         "indented JSON file; the previous run's file is deleted before the clock starts, as "
         "freeing its pages is the file system's work, not the snapshot's); *whole process* "
-        "adds interpreter start-up and imports. "
+        "adds interpreter start-up and imports (dj_observe's modules byte-compiled first, as "
+        "installing the wheel does). "
         "Peak RSS is the process's own high-water mark (`VmHWM`) and `ru_maxrss` of its forked "
         "worker (`RUSAGE_CHILDREN`, which counts pages shared with the main process); logs "
         "under 64 MiB are folded without a worker. The re-snapshot "
@@ -861,6 +874,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     sizes = parse_sizes(args.sizes, args.repeat)
+    byte_compile()
     started = _dt.datetime.now(_dt.timezone.utc)
     command = shlex.join(["python", "benchmarks/bench_snapshot.py", *argv])
     machine = machine_info()

@@ -1069,7 +1069,8 @@ class JobState:
         """Op names in pipeline order (the plan when known, else as seen)."""
         if self.planned_ops:
             return list(self.planned_ops)
-        seen = {name: self._positions.get(name, (0, 1 << 30))[1] for name in set(self.ops.name)}
+        positions = self._positions  # every op run's name is in _op_names_seen
+        seen = {name: positions.get(name, (0, 1 << 30))[1] for name in self._op_names_seen}
         return sorted(seen, key=lambda name: (seen[name], name))
 
     @property
