@@ -56,6 +56,27 @@ def test_all_lists_the_public_names_and_star_import_binds_them():
     assert {name for name in namespace if name != "__builtins__"} == set(dj_observe.__all__)
 
 
+JOB_PUBLIC = {
+    "JobSnapshot": "snapshot",
+    "JobUtils": "common",
+    "OperationStatus": "snapshot",
+    "PartitionStatus": "snapshot",
+    "ProcessingSnapshotAnalyzer": "snapshot",
+    "ProcessingStatus": "snapshot",
+    "create_snapshot": "snapshot",
+    "list_running_jobs": "common",
+}
+
+
+@pytest.mark.parametrize("name", sorted(JOB_PUBLIC))
+def test_the_job_drop_in_s_names_are_its_modules_objects(name):
+    import dj_observe.job
+
+    module = importlib.import_module(f"dj_observe.job.{JOB_PUBLIC[name]}")
+    assert getattr(dj_observe.job, name) is getattr(module, name)
+    assert sorted(dj_observe.job.__all__) == sorted(JOB_PUBLIC)
+
+
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
         dj_observe.NoSuchThing  # noqa: B018
@@ -65,7 +86,9 @@ def test_an_unknown_name_is_an_attribute_error():
 
 def test_importing_the_package_loads_none_of_its_modules():
     loaded = _loaded_after("import dj_observe; dj_observe.__version__")
-    assert not {name for name in loaded if name.startswith("dj_observe.")}
+    assert {name for name in loaded if name.startswith("dj_observe.")} == {"dj_observe.lazy"}
+    loaded = _loaded_after("import dj_observe.job")
+    assert not {name for name in loaded if name.startswith("dj_observe.job.")}
 
 
 def test_a_public_name_loads_only_its_own_modules():
