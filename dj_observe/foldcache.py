@@ -27,11 +27,11 @@ events naming its partition), all of them if the pipeline's op positions changed
 
 from __future__ import annotations
 
-import hashlib
 import marshal
 import os
 import pickle
 import stat
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -79,6 +79,7 @@ class _LogMark:
 @dataclass
 class _Entry:
     key: str
+    """The job directory's real path."""
     marks: list[_LogMark]
     state: dict[str, Any]
     stats: ReadStats
@@ -127,8 +128,8 @@ def refresh_cached(
     """:meth:`JobTracker.refresh`, starting from the stored fold when it is still valid;
     stored when there was none, and again once :data:`STORE_AFTER_BYTES` were folded
     beyond it."""
-    key = _key(tracker.job_dir)
-    entry_path = cache_dir() / f"{key}{_SUFFIX}"
+    key = os.path.realpath(tracker.job_dir)
+    entry_path = cache_dir() / f"{_file_name(key)}{_SUFFIX}"
     first = not tracker.reader.offsets
     entry = _restore(tracker, entry_path, key) if first else None
     before = dict(tracker.reader.offsets)
@@ -162,8 +163,12 @@ def _named_partitions(before: dict[Path, int], after: dict[Path, int]) -> set[in
     return named
 
 
-def _key(job_dir: Path) -> str:
-    return hashlib.sha256(os.fsencode(os.path.realpath(job_dir))).hexdigest()[:32]
+def _file_name(key: str) -> str:
+    """The entry's file name: two checksums of the job directory's real path (zlib's, as
+    hashlib costs more to import than a poll spends folding).  Directories whose names
+    check alike would share one file, never an answer: the entry holds the path."""
+    path = os.fsencode(key)
+    return f"{zlib.crc32(path):08x}{zlib.adler32(path):08x}"
 
 
 def _private(directory: Path) -> bool:
@@ -266,7 +271,7 @@ def _store(fold: PersistedFold, entry_path: Path, key: str) -> None:
             return
         import tempfile
 
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{key}.")
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{entry_path.stem}.")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)

@@ -391,3 +391,13 @@ def test_a_poll_builds_only_the_partitions_its_events_name(make_job):
     assert snapshot.total_partitions == len(partitions) == 41
     assert len(partitions.touched()) < 10
     assert snapshot.in_progress_partitions == 1
+
+
+def test_two_job_directories_sharing_an_entry_file_share_no_answer(make_job, monkeypatch):
+    from dj_observe import foldcache
+
+    monkeypatch.setattr(foldcache, "_file_name", lambda key: "same")
+    first, second = make_job(partitions=2), make_job(partitions=3, job_id="other")
+    assert first != second
+    for job in (first, second, first, second):
+        assert _poll(job, "--summary") == _poll(job, "--summary", "--no-cache")

@@ -124,6 +124,7 @@ def test_a_summary_poll_of_a_stored_fold_loads_only_what_it_runs(job_dir):
         "concurrent.futures",
         "yaml",
         "tempfile",
+        "hashlib",
         "dj_observe.assets",
         "dj_observe.config",
         "dj_observe.diff",
