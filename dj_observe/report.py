@@ -22,9 +22,10 @@ from pathlib import Path
 from dj_observe.diff import Comparison
 from dj_observe.opstats import OpStats, percentile
 from dj_observe.report_baseline import baseline_section
-from dj_observe.snapshot import JobSnapshot, ProcessingSnapshotAnalyzer, format_duration
+from dj_observe.snapshot import JobSnapshot, ProcessingSnapshotAnalyzer
 from dj_observe.state import JobState, OpRun, PartitionState, PhaseRun, Status
 from dj_observe.textsafe import count_of, visible
+from dj_observe.timing import human_duration
 
 __all__ = [
     "CHROMIUM_FLAGS",
@@ -297,7 +298,7 @@ def _summary_section(snap: JobSnapshot, data: _ReportData) -> str:
         ("Executor", _e(state.executor_type or "-")),
         ("Started", _iso(snap.job_start_time)),
         ("Ended", _iso(snap.job_end_time)),
-        ("Duration", _e(_duration(snap.total_duration))),
+        ("Duration", _e(human_duration(snap.total_duration))),
         ("Timing from", _e(snap.timing_source)),
         ("Last event", _iso(state.last_event_time)),
         (
@@ -742,14 +743,6 @@ def _iso(ts: float | None) -> str:
     except (OverflowError, OSError, ValueError):
         return "-"
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    return format_duration(seconds) or "-"
 
 
 def _secs(seconds: float | None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from datetime import datetime
 from typing import IO
 
@@ -11,9 +10,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from dj_observe.opstats import op_stats
 from dj_observe.snapshot import JobSnapshot, ProcessingStatus, format_duration, partition_status
 from dj_observe.state import Status
 from dj_observe.textsafe import safe_text, visible
+from dj_observe.timing import human_duration
 
 __all__ = ["print_snapshot"]
 
@@ -51,7 +52,7 @@ def _header(snap: JobSnapshot) -> Panel:
     lines.append_text(_status(snap.overall_status))
     lines.append(f"\nStarted:  {_when(snap.job_start_time)}")
     lines.append(f"\nEnded:    {_when(snap.job_end_time)}")
-    duration = format_duration(snap.total_duration) or "-"
+    duration = human_duration(snap.total_duration)
     lines.append(f"\nDuration: {duration} (from {snap.timing_source.replace('_', ' ')})")
     since = snap.seconds_since_last_event
     if since is not None and snap.overall_status == ProcessingStatus.IN_PROGRESS:
@@ -139,28 +140,21 @@ def _failures(snap: JobSnapshot) -> Table | None:
 
 
 def _op_table(snap: JobSnapshot) -> Table:
-    state = snap.state
-    by_name: dict[str, list[int]] = {}
-    for slot, name in enumerate(state.ops.name):
-        by_name.setdefault(name, []).append(slot)
+    """Per op, as :mod:`dj_observe.opstats` counts it (rows and durations of completed runs)."""
     table = Table(title="Operations", title_justify="left")
     for column in ("#", "op", "done", "failed", "p50", "max", "rows in", "rows out", "kept"):
         table.add_column(column, justify="left" if column == "op" else "right")
-    for idx, name in enumerate(state.op_names):
-        runs = [state.op_run(slot) for slot in by_name.get(name, [])]
-        durations = [run.duration for run in runs if run.duration is not None]
-        rows_in = sum(run.input_rows or 0 for run in runs if run.status == Status.COMPLETED)
-        rows_out = sum(run.output_rows or 0 for run in runs if run.status == Status.COMPLETED)
+    for idx, stats in enumerate(op_stats(snap.state).values()):
         table.add_row(
             str(idx),
-            safe_text(name),
-            str(sum(run.status == Status.COMPLETED for run in runs)),
-            str(sum(run.status == Status.FAILED for run in runs)),
-            _seconds(statistics.median(durations) if durations else None),
-            _seconds(max(durations) if durations else None),
-            f"{rows_in:,}" if rows_in else "-",
-            f"{rows_out:,}" if rows_out else "-",
-            f"{100 * rows_out / rows_in:.1f}%" if rows_in and rows_out else "-",
+            safe_text(stats.name),
+            str(stats.completed),
+            str(stats.failed),
+            _seconds(stats.p50),
+            _seconds(stats.durations[-1] if stats.durations else None),
+            f"{stats.rows_in:,}" if stats.rows_in else "-",
+            f"{stats.rows_out:,}" if stats.rows_in else "-",
+            f"{100 * stats.retention:.1f}%" if stats.retention is not None else "-",
         )
     return table
 

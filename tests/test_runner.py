@@ -185,6 +185,31 @@ def test_run_cli_prints_the_summary_and_where_things_are(tmp_path, ray_runtime):
     text = out.getvalue()
     assert "Job cli1 completed" in text and "traces.otlp.jsonl" in text
     assert pq.read_table(tmp_path / "result.parquet").num_rows > 0
+    _every_view_tells_one_duration(tmp_path, tmp_path / "jobs" / "cli1")
+
+
+def _every_view_tells_one_duration(tmp_path: Path, job: Path) -> None:
+    """The snapshot, its human view, the report, watch and the replayed metric: one number."""
+    summary = json.loads((job / "job_summary.json").read_text())
+    events = [json.loads(line) for line in (job / "events.jsonl").read_text().splitlines()]
+    ends = {e["event_type"]: e for e in events if e["event_type"] in ("job_start", "job_complete")}
+    assert ends["job_start"]["timestamp"] == summary["start_time"]  # started with the command
+    assert ends["job_complete"]["duration"] == summary["duration"]
+    duration = summary["duration"]
+    shown = f"{duration:.1f}s"
+
+    def cli(*argv: str) -> str:
+        out = StringIO()
+        assert main(list(argv), stdout=out, stderr=StringIO()) == 0
+        return out.getvalue()
+
+    assert json.loads(cli("snapshot", str(job)))["timing"]["duration_seconds"] == duration
+    assert f"Duration: {shown} " in cli("snapshot", str(job), "--human-readable")
+    assert cli("watch", str(job)).startswith(f"[{shown}] completed ")
+    replayed = cli("replay", str(job))
+    assert f'dj_job_duration_seconds{{job_id="cli1",pipeline="cli"}} {duration!r}' in replayed
+    cli("report", str(job), "-o", str(tmp_path / "r.html"))
+    assert f"<td>Duration</td><td>{shown}</td>" in (tmp_path / "r.html").read_text()
 
 
 def test_logs_follow_the_spec_layout(tmp_path, ray_runtime):

@@ -285,9 +285,10 @@ def _run(
             "job_restart",
             message=f"Job {job_id} resumed: {len(done)} of {count} partitions already completed",
             metadata=meta,
+            timestamp=started,
         )
-    else:
-        hook.job_start(message=f"Job {job_id} started", metadata=meta)
+    else:  # the job started with the command, before the Ray runtime was up (as its summary says)
+        hook.job_start(message=f"Job {job_id} started", metadata=meta, timestamp=started)
     _write_plan(config, job_dir, hook, count)
     if table is not None:
         partitions = _write_partitions(table, size, job_dir, hook)
@@ -396,7 +397,6 @@ def _finish(
     failed = sorted(driver.failed)
     complete = len(results) == len(partitions)
     export = Path(config.export_path)
-    duration = time.time() - started
     if complete or (failed and config.on_partition_failure == "continue"):
         rows = _export([str(path) for path in results], export)
         hook.emit(
@@ -407,14 +407,18 @@ def _finish(
         )
     else:
         export = None
+    ended = time.time()  # the job's one end: its last event and its summary both say so
+    duration = ended - started
     if failed:
         error = f"{len(failed)} partition(s) failed: " + "; ".join(
             f"partition {pid}: {driver.failed[pid]}" for pid in failed[:3]
         )
-        hook.job_failed(error, duration=duration)
+        hook.job_failed(error, duration=duration, timestamp=ended)
         status = "failed"
     else:
-        hook.job_complete(duration=duration, output_path=str(export) if export else None)
+        hook.job_complete(
+            duration=duration, timestamp=ended, output_path=str(export) if export else None
+        )
         status = "completed"
     hook.flush(10.0)
     _write_summary(
@@ -423,8 +427,8 @@ def _finish(
         job_id,
         status,
         started,
-        end_time=time.time(),
-        duration=time.time() - started,
+        end_time=ended,
+        duration=duration,
         error_message=None if status == "completed" else "partitions failed",
     )
     return JobResult(job_id, job_dir, status, export, len(partitions), failed, resuming, duration)

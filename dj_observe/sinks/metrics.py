@@ -20,6 +20,7 @@ from dj_observe.dispatch import Change, HookStats, JobFeed
 from dj_observe.events import EventType
 from dj_observe.ids import op_run_span_id, trace_id_hex
 from dj_observe.state import JobState, PartitionState, Status, error_type_of
+from dj_observe.timing import job_timing
 
 __all__ = [
     "MAX_LABEL_CHARS",
@@ -274,9 +275,7 @@ class MetricsSink:
         if end is None:
             return
         self._child(self.job_end, job).set(end)
-        duration = state.duration
-        if duration is None and state.start_time is not None:
-            duration = end - state.start_time
+        duration = job_timing(state, {}, change.job_after).duration
         if duration is not None:
             self._child(self.job_duration, job).set(duration)
         if change.job_after == Status.COMPLETED:
