@@ -20,9 +20,11 @@ from dj_observe.config import ConfigError
 from dj_observe.runner.config import load_config, parse_config
 from dj_observe.runner.executor import FAIL_ENV, run_job
 from dj_observe.snapshot import ProcessingSnapshotAnalyzer
+from dj_observe.tracker import JobTracker
 
 pytestmark = pytest.mark.timeout(240)
 
+PHASES = ("ray_start", "dataset_load", "partitioning", "export")
 OPS = [
     {"clean_links_mapper": {}},
     {"clean_email_mapper": {}},
@@ -186,6 +188,25 @@ def test_run_cli_prints_the_summary_and_where_things_are(tmp_path, ray_runtime):
     assert "Job cli1 completed" in text and "traces.otlp.jsonl" in text
     assert pq.read_table(tmp_path / "result.parquet").num_rows > 0
     _every_view_tells_one_duration(tmp_path, tmp_path / "jobs" / "cli1")
+    _the_time_outside_the_ops_is_labelled(tmp_path, tmp_path / "jobs" / "cli1")
+
+
+def _the_time_outside_the_ops_is_labelled(tmp_path: Path, job: Path) -> None:
+    """Ray's start, the load, the partitioning and the export are phases of the job."""
+    state = JobTracker(job, workers=1).refresh()
+    phases = [(phase.name, phase.partition_id) for phase in state.phases]
+    assert phases == [(name, None) for name in PHASES], phases
+    first_op = min(
+        run.start_time
+        for part in state.partitions.values()
+        for run in state.op_runs(part)
+        if run.start_time is not None
+    )
+    loaded = state.phases[1]
+    assert state.start_time == state.phases[0].start_time
+    assert loaded.end_time is not None and loaded.end_time <= first_op
+    html = (tmp_path / "r.html").read_text()
+    assert all(f'data-phase="{name}"' in html for name in PHASES)
 
 
 def _every_view_tells_one_duration(tmp_path: Path, job: Path) -> None:

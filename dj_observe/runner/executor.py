@@ -19,7 +19,8 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,7 +243,8 @@ def run_job(
     logger.info("job {} in {} ({})", job_id, job_dir, "resuming" if resuming else "new")
     try:
         start_ray(ray_address, config.np)
-        return _run(config, job_id, job_dir, hook, resuming, started, progress)
+        ray_up = time.time()
+        return _run(config, job_id, job_dir, hook, resuming, (started, ray_up), progress)
     finally:
         hook.close()
         close_logger()
@@ -254,12 +256,14 @@ def _run(
     job_dir: Path,
     hook: ObservabilityHook,
     resuming: bool,
-    started: float,
+    ray_start: tuple[float, float],
     progress: Callable[[], None],
 ) -> JobResult:
+    started, ray_up = ray_start
     _backup_config(config, job_dir, hook.redact)
     previous = JobTracker(job_dir, workers=1).refresh().partitions if resuming else {}
     table, size, plan, partitions = _plan_partitions(config, job_dir, resuming)
+    planned = time.time()
     count = len(partitions) if table is None else max(1, -(-table.num_rows // size))
     results_dir = job_dir / "results"
     done = {
@@ -289,9 +293,12 @@ def _run(
         )
     else:  # the job started with the command, before the Ray runtime was up (as its summary says)
         hook.job_start(message=f"Job {job_id} started", metadata=meta, timestamp=started)
+    _log_phase(hook, "ray_start", started, ray_up)  # both timed before the log began
+    _log_phase(hook, "dataset_load", ray_up, planned)
     _write_plan(config, job_dir, hook, count)
     if table is not None:
-        partitions = _write_partitions(table, size, job_dir, hook)
+        with _phase(hook, "partitioning"):
+            partitions = _write_partitions(table, size, job_dir, hook)
         del table
     _write_summary(config, job_dir, job_id, "running", started)
     driver = _Driver(config, job_id, hook, job_dir, progress)
@@ -398,7 +405,8 @@ def _finish(
     complete = len(results) == len(partitions)
     export = Path(config.export_path)
     if complete or (failed and config.on_partition_failure == "continue"):
-        rows = _export([str(path) for path in results], export)
+        with _phase(hook, "export"):
+            rows = _export([str(path) for path in results], export)
         hook.emit(
             "processing_complete",
             message=f"Exported {rows} rows to {export}",
@@ -432,6 +440,26 @@ def _finish(
         error_message=None if status == "completed" else "partitions failed",
     )
     return JobResult(job_id, job_dir, status, export, len(partitions), failed, resuming, duration)
+
+
+def _log_phase(hook: ObservabilityHook, name: str, start: float, end: float, **ending: Any) -> None:
+    """A phase of the job outside its ops, as a ``phase_start`` / ``phase_complete`` pair."""
+    fields = {"metadata": {"phase": name}}
+    hook.emit("phase_start", timestamp=start, **fields)
+    hook.emit("phase_complete", timestamp=end, **fields, **ending)
+
+
+@contextmanager
+def _phase(hook: ObservabilityHook, name: str) -> Iterator[None]:
+    """Time the block as the phase ``name``; one that raises is logged as failed."""
+    start = time.time()
+    try:
+        yield
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        _log_phase(hook, name, start, time.time(), status="failed", error_message=error)
+        raise
+    _log_phase(hook, name, start, time.time())
 
 
 def _plan_partitions(
