@@ -18,7 +18,7 @@ from pathlib import Path
 
 import msgspec
 
-from dj_observe.events import FAST_DECODER, TYPED_DECODER, Event, parse_line
+from dj_observe.events import FAST_DECODER, TYPED_DECODER, Event, EventType, parse_line
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -70,6 +70,26 @@ def _first_timestamp(path: Path) -> float:
     except OSError:
         pass
     return float("inf")
+
+
+def first_job_start(path: Path, max_bytes: int = 64 << 20) -> float | None:
+    """Timestamp of the first ``job_start`` event in the first ``max_bytes`` of ``path``."""
+    read = 0
+    try:
+        with path.open("rb") as handle:
+            while read < max_bytes:
+                line = handle.readline(1 << 20)
+                if not line:
+                    break
+                read += len(line)
+                if b"job_start" not in line:
+                    continue
+                event = parse_line(line)
+                if event is not None and event.event_type == EventType.JOB_START:
+                    return event.timestamp
+    except OSError:
+        pass
+    return None
 
 
 def is_event_log_name(name: str) -> bool:

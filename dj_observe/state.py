@@ -551,6 +551,7 @@ class JobState:
         operations = meta.get("operations")
         if isinstance(operations, list) and all(isinstance(op, str) for op in operations):
             self.set_plan(operations)
+        self.start_time = _min(self.start_time, to_float(meta.get("original_start_time")))
 
     def _job_info(self, event: AnyEvent, ts: float | None) -> None:
         meta = nested(event.metadata)
@@ -560,6 +561,7 @@ class JobState:
         operations = meta.get("operations")
         if isinstance(operations, list) and all(isinstance(op, str) for op in operations):
             self.set_plan(operations)
+        self.start_time = _min(self.start_time, to_float(meta.get("original_start_time")))
 
     def _phase_start(self, event: AnyEvent, ts: float | None) -> None:
         name = _str(nested(event.metadata).get("phase"))
@@ -604,6 +606,8 @@ class JobState:
         self.resume_count += 1
         if event.process_id is not None:
             self.process_ids.add(event.process_id)
+        original = to_float(nested(event.metadata).get("original_start_time"))
+        self.start_time = _min(self.start_time, original if original is not None else ts)
 
     def _job_complete(self, event: AnyEvent, ts: float | None) -> None:
         self.status = Status.COMPLETED

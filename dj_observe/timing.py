@@ -6,9 +6,12 @@ The snapshot, the report, ``watch``, ``jobs`` and ``dj_job_duration_seconds`` al
 - When the job directory holds ``job_summary.json`` with a ``start_time`` (the executor
   writes it when it sets the job up), the summary is the source, as in Data-Juicer's own
   snapshot: start, end and duration as recorded there.
-- Otherwise the events are: the job ends at its ``job_complete`` / ``job_failed`` event
-  (a failed job without one at its last event), lasts the duration that event records
-  (else end minus start) and starts at its ``job_start`` event (else its first event).
+- Otherwise the events are: the job starts at its first ``job_start`` event (or the
+  ``original_start_time`` a ``job_restart`` names; else at its first event) and ends at
+  its ``job_complete`` / ``job_failed`` event (a failed job without one at its last event).
+- A job's duration is its end minus its start: the time from Started to Ended that every
+  view shows beside it, a resumed job's runs and the pause between them included (as in
+  Data-Juicer's own snapshot).
 - A running job has no end and no duration; its elapsed time runs from its start to now
   (never backwards when the clock is behind the log's timestamps).
 """
@@ -85,9 +88,7 @@ def job_timing(state: JobState, summary: Mapping[str, Any], status: Status) -> J
     if not ended:
         return JobTiming(start, None, None, "events")
     end = _event_end(state)
-    duration = state.duration if state.status in ENDED else None
-    if duration is None and start is not None and end is not None:
-        duration = end - start
+    duration = end - start if start is not None and end is not None else None
     return JobTiming(start, end, duration, "events")
 
 

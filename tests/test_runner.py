@@ -170,6 +170,14 @@ def test_a_resumed_job_matches_an_uninterrupted_run(tmp_path, ray_runtime, monke
     assert doc["overall_status"] == "completed"
     assert doc["metadata"]["resumed_runs"] >= 1
     assert doc["progress_summary"]["completed_partitions"] == 4
+    # the job's time runs from its first start, in the summary, the events and the result
+    events = _rows(second.job_dir / "events.jsonl")
+    began = next(e for e in events if e["event_type"] == "job_start")["timestamp"]
+    ended = [e for e in events if e["event_type"] == "job_complete"][-1]
+    summary = json.loads((second.job_dir / "job_summary.json").read_text())
+    assert summary["start_time"] == doc["timing"]["start_time"] == began
+    assert summary["duration"] == ended["duration"] == second.duration > first.duration
+    assert ended["timestamp"] - began == second.duration
 
 
 def test_run_cli_prints_the_summary_and_where_things_are(tmp_path, ray_runtime):

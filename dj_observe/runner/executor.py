@@ -261,7 +261,10 @@ def _run(
 ) -> JobResult:
     started, ray_up = ray_start
     _backup_config(config, job_dir, hook.redact)
-    previous = JobTracker(job_dir, workers=1).refresh().partitions if resuming else {}
+    earlier = JobTracker(job_dir, workers=1).refresh() if resuming else None
+    previous = earlier.partitions if earlier else {}
+    # a resumed job's time runs from its first start, as the snapshot of its logs tells it
+    job_started = earlier.start_time if earlier and earlier.start_time is not None else started
     table, size, plan, partitions = _plan_partitions(config, job_dir, resuming)
     planned = time.time()
     count = len(partitions) if table is None else max(1, -(-table.num_rows // size))
@@ -283,6 +286,7 @@ def _run(
         "config_file": [config.source] if config.source else None,
         "is_resuming": resuming,
         "partitioning": plan,
+        **({"original_start_time": job_started} if resuming else {}),
     }
     if resuming:
         hook.emit(
@@ -300,7 +304,7 @@ def _run(
         with _phase(hook, "partitioning"):
             partitions = _write_partitions(table, size, job_dir, hook)
         del table
-    _write_summary(config, job_dir, job_id, "running", started)
+    _write_summary(config, job_dir, job_id, "running", job_started)
     driver = _Driver(config, job_id, hook, job_dir, progress)
     segments = _segments(config.ops)
     sources: dict[int, str] = {}
@@ -351,7 +355,7 @@ def _run(
         result.with_name(f".{result.name}.tmp").replace(result)
         hook.partition_complete(pid, output_rows=pq.read_metadata(path).num_rows)
         progress()
-    return _finish(config, job_dir, job_id, hook, driver, partitions, started, resuming)
+    return _finish(config, job_dir, job_id, hook, driver, partitions, job_started, resuming)
 
 
 def _remaining(
