@@ -149,8 +149,8 @@ def _named_partitions(before: dict[Path, int], after: dict[Path, int]) -> set[in
         if end <= start:
             continue
         for events, _ in iter_range(path, start, end, stats=ReadStats()):
-            named.update(getattr(event, "partition_id", None) for event in events)
-    named.discard(None)  # type: ignore[arg-type]
+            ids = (getattr(event, "partition_id", None) for event in events)
+            named.update(pid for pid in ids if pid is not None)
     return named
 
 
