@@ -49,7 +49,7 @@ def wait_interruptibly(seconds: float) -> bool:
     Returns whether a signal ended the wait.
     """
     stop = threading.Event()
-    previous: dict[int, object] = {}
+    previous: dict[signal.Signals, object] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(OSError, ValueError):  # not settable here

@@ -31,6 +31,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status as SpanStatus
 from opentelemetry.trace.status import StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from dj_observe import __version__
 from dj_observe.config import ObservabilityConfig
@@ -281,7 +282,7 @@ class TraceSink:
         event = change.event
         if event.timestamp is None:
             return
-        attributes = {
+        attributes: dict[str, AttributeValue] = {
             "dj.op.name": event.operation_name or "",
             "dj.op.index": -1 if event.operation_idx is None else event.operation_idx,
         }
@@ -522,7 +523,8 @@ class TraceSink:
     def close(self) -> None:
         """Flush and stop the exporters; bounded by the export timeout even if they hang."""
         self._emit_pending()
-        _bounded(lambda: [p.shutdown() for p in self.processors], self.export_timeout + 1.0)
+        # BatchSpanProcessor.shutdown is unannotated in opentelemetry-sdk.
+        _bounded(lambda: [p.shutdown() for p in self.processors], self.export_timeout + 1.0)  # type: ignore[no-untyped-call]
 
 
 def _bounded(work: Callable[[], object], timeout: float) -> bool:
