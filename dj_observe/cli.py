@@ -333,7 +333,7 @@ def _snapshot(args: argparse.Namespace, stdout: IO[str]) -> int:
     return EXIT_OK
 
 
-def _add_assets_parser(commands: argparse._SubParsersAction) -> None:
+def _add_assets_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     assets = commands.add_parser(
         "assets",
         help="export the bundled dashboards, alert rules, Prometheus and Alertmanager configs",
@@ -360,7 +360,7 @@ def _assets_export(args: argparse.Namespace, stdout: IO[str]) -> int:
     return EXIT_OK
 
 
-def _add_diff_parser(commands: argparse._SubParsersAction) -> None:
+def _add_diff_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     diff = commands.add_parser(
         "diff",
         help="compare two runs of a pipeline (or a run and its baseline) op by op",
@@ -412,6 +412,7 @@ def _comparison(
     run = summarise(job_dir)
     if other is not None:
         return compare(run, summarise(other), threshold)
+    assert baseline_dir is not None  # one of the two, checked above
     return compare(baseline(baseline_dir, run, last=last), run, threshold)
 
 
@@ -496,9 +497,10 @@ def _demo(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
 
 
 def _replay(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from opentelemetry.sdk.trace.export import SpanExporter
     from prometheus_client import generate_latest
 
-    from dj_observe.dispatch import HookStats
+    from dj_observe.dispatch import HookStats, Sink
     from dj_observe.exposition import PushgatewaySink
     from dj_observe.replay import replay
     from dj_observe.sinks.metrics import MetricsSink
@@ -507,8 +509,8 @@ def _replay(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
 
     stats = HookStats()
     metrics = MetricsSink(stats=stats)
-    sinks: list = [metrics]
-    exporters = []
+    sinks: list[Sink] = [metrics]
+    exporters: list[SpanExporter] = []
     if args.traces_file:
         exporters.append(OtlpJsonFileExporter(args.traces_file))
     if args.otlp_endpoint:
@@ -542,7 +544,8 @@ def _serve(args: argparse.Namespace, stderr: IO[str]) -> int:
 
     from dj_observe.serve import JobsExporter
 
-    disable_created_metrics()
+    # prometheus_client leaves this function unannotated.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     exporter = JobsExporter(args.outputs_dir, retention=args.retention)
     print(
         f"dj-observe serve: following {args.outputs_dir}, metrics at "

@@ -190,12 +190,7 @@ def baseline(root: str | os.PathLike[str], run: RunSummary, *, last: int = 5) ->
         )
     names = list(dict.fromkeys(name for summary in chosen for name in summary.ops))
     ops = {
-        name: OpFigures(
-            **{
-                key: _median([getattr(s.ops[name], key) for s in chosen if name in s.ops])
-                for key in _OP_FIELDS
-            }
-        )
+        name: OpFigures(**_medians([s.ops[name] for s in chosen if name in s.ops], _OP_FIELDS))
         for name in names
     }
     return RunSummary(
@@ -205,7 +200,7 @@ def baseline(root: str | os.PathLike[str], run: RunSummary, *, last: int = 5) ->
         start_time=chosen[-1].start_time,
         ops=ops,
         jobs=[s.label for s in chosen],
-        **{key: _median([getattr(s, key) for s in chosen]) for key in _RUN_FIELDS},
+        **_medians(chosen, _RUN_FIELDS),
     )
 
 
@@ -272,6 +267,11 @@ def _started_before(summary: RunSummary, run: RunSummary) -> bool:
     if summary.start_time is None or run.start_time is None:
         return True
     return summary.start_time < run.start_time
+
+
+def _medians(items: Sequence[object], keys: Sequence[str]) -> dict[str, Any]:
+    """Each of the figures ``keys`` of ``items``: its median (``None`` if none has it)."""
+    return {key: _median([getattr(item, key) for item in items]) for key in keys}
 
 
 def _median(values: Sequence[float | None]) -> float | None:

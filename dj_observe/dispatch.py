@@ -126,7 +126,8 @@ class JobFeed:
             change.partition_before = Status.NOT_STARTED if before is None else before
             change.partition_after = after
             if op_before is not None:
-                op_slot = partition.ops.get(event.operation_name)  # type: ignore[arg-type]
+                name = event.operation_name
+                op_slot = None if name is None else partition.ops.get(name)
                 if op_slot is None:
                     op_slot = _renamed_slot(state, partition, event)
             if op_slot is not None:

@@ -6,7 +6,7 @@ import time
 from typing import IO
 
 import msgspec
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -39,7 +39,7 @@ def print_jobs(jobs: list[JobInfo], stream: IO[str] | None = None) -> None:
         wraps = column in ("job", "work dir")
         table.add_column(column, overflow="fold" if wraps else "ellipsis", no_wrap=not wraps)
     for job in jobs:
-        cells = [
+        cells: list[RenderableType] = [
             safe_text(job.job_id),
             safe_text(job.status, _STYLE.get(job.status, "dim")),
             f"{job.completed_partitions}/{job.total_partitions}"

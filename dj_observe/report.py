@@ -252,8 +252,8 @@ class _ReportData:
                     first = ts if first is None else min(first, ts)
                     last = ts if last is None else max(last, ts)
         origin = snapshot.job_start_time
-        if origin is None or (first is not None and first < origin):
-            origin = first if origin is None else min(origin, first)
+        if first is not None and (origin is None or first < origin):
+            origin = first
         if origin is None:
             origin = state.first_event_time
         ends = [t for t in (last, state.last_event_time, snapshot.job_end_time) if t is not None]
@@ -421,7 +421,7 @@ class _Axis:
             if run.start_time is not None
         ]
         first = data.rel(min(starts)) if starts else None
-        view = None if first is None else first - 0.03 * (span - first)
+        view = 0.0 if first is None else first - 0.03 * (span - first)
         if first is None or first < FOLD_BEFORE_OPS * span or not 0 < view < 0.9 * span:
             return cls(0.0, PLOT_WIDTH / span, 0.0)
         return cls(view, (PLOT_WIDTH - LEAD_WIDTH) / (span - view), LEAD_WIDTH)
@@ -781,7 +781,7 @@ def _short(text: str, limit: int) -> str:
 def _nice_step(span: float, target: int = 10) -> float:
     """A 1/2/5 x 10^k tick step giving about ``target`` ticks over ``span`` seconds."""
     raw = span / target
-    power = 10 ** math.floor(math.log10(raw))
+    power = 10.0 ** math.floor(math.log10(raw))
     for factor in (1, 2, 5, 10):
         if raw <= factor * power:
             return factor * power

@@ -256,7 +256,7 @@ class ProcessingSnapshotAnalyzer:
         """The spec's JSON document as a dict (see :func:`write_json` for large jobs)."""
         buffer = io.BytesIO()
         write_json(snapshot, buffer, indent=0, summary=summary)
-        return msgspec.json.decode(buffer.getbuffer())
+        return msgspec.json.decode(buffer.getbuffer(), type=dict[str, Any])
 
 
 def create_snapshot(
@@ -713,7 +713,7 @@ def _render_batches(
     group_timed = 0
     for rows in _row_chunks(state, partitions):
         keys = _keys(rows)
-        batches = (
+        batches: tuple[list[Any] | dict[str, Any], ...] = (
             _checkpointed_batch(rows, keys),
             _partition_batch(state, rows),
             _operation_batch(rows, keys),

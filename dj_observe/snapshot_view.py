@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import IO
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -162,7 +162,7 @@ def _op_table(snap: JobSnapshot) -> Table:
 def print_snapshot(snap: JobSnapshot, stream: IO[str] | None = None) -> None:
     """Print the snapshot for a person: a summary panel and tables."""
     console = Console(file=stream, soft_wrap=False)
-    parts = [_header(snap)]
+    parts: list[RenderableType] = [_header(snap)]
     if snap.state.partitions:
         parts.append(_partition_table(snap))
     failures = _failures(snap)

@@ -704,7 +704,8 @@ class JobState:
     # -- op handlers ---------------------------------------------------------------
 
     def _op_slot(self, event: AnyEvent, ts: float | None) -> int | None:
-        part = self.partitions.get(event.partition_id)  # _partition(), its usual case inlined
+        pid = event.partition_id
+        part = None if pid is None else self.partitions.get(pid)  # _partition()'s usual case
         if part is None or ts is None or part.last_event_time is None:
             part = self._partition(event, ts)
             if part is None:
@@ -1235,7 +1236,7 @@ class JobState:
         Pass ``partition_counts`` when they are already known, to skip counting.
         """
         if self.status in _TERMINAL:
-            return self.status  # type: ignore[return-value]
+            return self.status
         counts = self.partition_counts() if partition_counts is None else partition_counts
         total = sum(counts.values())
         ended = counts[Status.COMPLETED] + counts[Status.FAILED]
@@ -1264,7 +1265,7 @@ class JobState:
         ops = self.ops
         status = self.op_status(slot)
         ended = status >= Status.COMPLETED
-        start = ops.start_time[slot]
+        start: float | None = ops.start_time[slot]
         start = start if start == start else None
         end = duration = error = None
         if status == Status.FAILED:
@@ -1315,11 +1316,12 @@ def _str(value: Any) -> str | None:
 
 
 def _nested(data: dict[str, Any], *keys: str) -> Any:
+    value: Any = data
     for key in keys:
-        if not isinstance(data, dict):
+        if not isinstance(value, dict):
             return None
-        data = data.get(key)
-    return data
+        value = value.get(key)
+    return value
 
 
 def _error_type(event: AnyEvent) -> str | None:

@@ -35,7 +35,7 @@ from dj_observe.logging import close_logger, setup_logger
 from dj_observe.redact import Redactor, redact_yaml
 from dj_observe.runner.config import JobConfig
 from dj_observe.runner.dataset import load_dataset, write_table
-from dj_observe.runner.ops import build_op
+from dj_observe.runner.ops import build_global_op, build_op
 from dj_observe.runner.ray_runtime import start_ray
 from dj_observe.runner.resources import PartitionSizeOptimizer
 from dj_observe.runner.worker import SegmentResult, SegmentTask, checkpoint_path, run_segment
@@ -140,7 +140,7 @@ class _Driver:
         number: int,
         sources: dict[int, str],
         masks: dict[int, list[bool]] | None,
-        fingerprint_next: tuple[str, dict] | None,
+        fingerprint_next: tuple[str, dict[str, Any]] | None,
         ops_by_pid: dict[int, list[tuple[int, str, dict[str, Any]]]],
     ) -> dict[int, SegmentResult]:
         """Run one segment on every partition in ``sources``; retries failed partitions."""
@@ -152,9 +152,9 @@ class _Driver:
         )
         results: dict[int, SegmentResult] = {}
         stage = self.job_dir / "stages" / f"segment_{number}"
-        pending: dict[Any, int] = {}
+        pending: dict[ray.ObjectRefGenerator, int] = {}
 
-        def submit(pid: int, source: str, ops: list) -> None:
+        def submit(pid: int, source: str, ops: list[tuple[int, str, dict[str, Any]]]) -> None:
             attempt = self.attempts[pid] = self.attempts.get(pid, 0) + 1
             fault = self.faults.get(pid)
             fail_at = {}
@@ -181,7 +181,9 @@ class _Driver:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             generator = ready[0]
+            assert isinstance(generator, ray.ObjectRefGenerator)  # pending holds nothing else
             pid = pending[generator]
+            item: dict[str, Any] | SegmentResult
             try:
                 item = ray.get(next(generator))
             except StopIteration:
@@ -213,7 +215,9 @@ class _Driver:
                 self.failed[pid] = item.error or "failed"
         return results
 
-    def _last_checkpoint(self, pid: int, segment: _Segment) -> tuple[str, list] | None:
+    def _last_checkpoint(
+        self, pid: int, segment: _Segment
+    ) -> tuple[str, list[tuple[int, str, dict[str, Any]]]] | None:
         """The latest checkpoint inside ``segment`` and the ops after it."""
         for position in range(len(segment.ops) - 1, -1, -1):
             index, name, _ = segment.ops[position]
@@ -373,7 +377,7 @@ def _stage_fingerprints(
 ) -> dict[int, list[str]]:
     """Fingerprints of partitions that completed in an earlier run (their stage files)."""
     prints = {}
-    dedup = build_op(op[0], {"text_key": config.text_key, **op[1]})
+    dedup = build_global_op(op[0], {"text_key": config.text_key, **op[1]})
     for pid in pids:
         stage = job_dir / "stages" / f"segment_{number}" / f"partition_{pid:06d}.parquet"
         if stage.exists():
@@ -407,8 +411,9 @@ def _finish(
     results = sorted((job_dir / "results").glob("partition_*.parquet"))
     failed = sorted(driver.failed)
     complete = len(results) == len(partitions)
-    export = Path(config.export_path)
+    export: Path | None = None
     if complete or (failed and config.on_partition_failure == "continue"):
+        export = Path(config.export_path)
         with _phase(hook, "export"):
             rows = _export([str(path) for path in results], export)
         hook.emit(
@@ -417,8 +422,6 @@ def _finish(
             output_path=str(export),
             metadata={"output_rows": rows},
         )
-    else:
-        export = None
     ended = time.time()  # the job's one end: its last event and its summary both say so
     duration = ended - started
     if failed:
@@ -636,4 +639,5 @@ def _export(paths: Iterable[str], target: Path) -> int:
     tables = [pq.read_table(path) for path in paths]
     table = pa.concat_tables(tables) if tables else pa.table({})
     write_table(table, target)
-    return table.num_rows
+    rows: int = table.num_rows
+    return rows

@@ -14,6 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from dj_observe.dispatch import Change, HookStats, JobFeed
@@ -108,7 +109,7 @@ class MetricsSink:
         self._pipelines: dict[str, str] = {}
         self._ops: dict[str, set[str]] = {}
         self._peak_rss: dict[tuple[str, str], int] = {}
-        self._series: dict[str, set[tuple[object, tuple[str, ...]]]] = {}
+        self._series: dict[str, set[tuple[MetricWrapperBase, tuple[str, ...]]]] = {}
         self._children: dict[tuple[Any, ...], Any] = {}
         reg = self.registry
         self.job_status = Gauge(
@@ -358,6 +359,7 @@ class MetricsSink:
 def failure_of(state: JobState, part: PartitionState) -> tuple[str, str]:
     """The op a partition failed in and the error type (``unknown`` when not said)."""
     raised = failed = running = None
+    slot: int | None
     for slot in part.ops.values():
         status = state.op_status(slot)
         if status == Status.FAILED:
