@@ -256,6 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--last", type=int, default=5, metavar="N", help="jobs in the baseline (default: 5)"
     )
+    _add_duration_floor(report)
     _add_diff_parser(commands)
 
     instrument = commands.add_parser(
@@ -386,9 +387,20 @@ def _add_diff_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help="retention difference (0.1: ten points) and relative change of rows and "
         "durations (0.1: 10%%) that count as drift (default: 0.1)",
     )
+    _add_duration_floor(diff)
     diff.add_argument("--json", action="store_true", help="print the comparison as JSON")
     diff.add_argument(
         "--fail-on-drift", action="store_true", help="exit 1 when a change passes the threshold"
+    )
+
+
+def _add_duration_floor(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--duration-floor",
+        type=float,
+        default=None,
+        metavar="S",
+        help="a duration change of at most this many seconds is never drift (default: 5)",
     )
 
 
@@ -398,29 +410,44 @@ def _comparison(
     baseline_dir: str | None,
     last: int,
     threshold: float | None = None,
+    duration_floor: float | None = None,
 ) -> Comparison:
     """``job_dir`` against ``other``, or against the baseline under ``baseline_dir``."""
     if (other is None) == (baseline_dir is None):
         raise CliError("give a second job directory or --baseline DIR (one of the two)")
     if last < 1:
         raise CliError("--last must be at least 1")
-    from dj_observe.diff import DEFAULT_THRESHOLD, baseline, compare, summarise
+    from dj_observe.diff import (
+        DEFAULT_THRESHOLD,
+        DURATION_FLOOR,
+        baseline,
+        compare,
+        summarise,
+    )
 
     threshold = DEFAULT_THRESHOLD if threshold is None else threshold
     if not threshold >= 0:  # NaN too
         raise CliError("--threshold must be a number, 0 or more")
+    floor = DURATION_FLOOR if duration_floor is None else duration_floor
+    if not floor >= 0:
+        raise CliError("--duration-floor must be a number of seconds, 0 or more")
     run = summarise(job_dir)
     if other is not None:
-        return compare(run, summarise(other), threshold)
+        return compare(run, summarise(other), threshold, floor)
     assert baseline_dir is not None  # one of the two, checked above
-    return compare(baseline(baseline_dir, run, last=last), run, threshold)
+    return compare(baseline(baseline_dir, run, last=last), run, threshold, floor)
 
 
 def _diff(args: argparse.Namespace, stdout: IO[str]) -> int:
     from dj_observe.diff_view import print_comparison, write_comparison_json
 
     comparison = _comparison(
-        args.job_dir_a, args.job_dir_b, args.baseline, args.last, args.threshold
+        args.job_dir_a,
+        args.job_dir_b,
+        args.baseline,
+        args.last,
+        args.threshold,
+        args.duration_floor,
     )
     (write_comparison_json if args.json else print_comparison)(comparison, stdout)
     return EXIT_DRIFT if args.fail_on_drift and comparison.drift else EXIT_OK
@@ -662,7 +689,9 @@ def main(
             if args.max_partitions < 1:
                 raise CliError("--max-partitions must be at least 1")
             comparison = (
-                _comparison(args.job_dir, None, args.baseline, args.last) if args.baseline else None
+                _comparison(args.job_dir, None, args.baseline, args.last, None, args.duration_floor)
+                if args.baseline
+                else None
             )
             path = write_report(
                 args.job_dir,

@@ -41,7 +41,8 @@ __all__ = [
 
 DEFAULT_THRESHOLD = 0.1
 DURATION_FLOOR = 5.0
-"""Seconds: a duration change smaller than this is never drift, whatever its ratio."""
+"""Seconds: a duration change smaller than this is never drift, whatever its ratio (the
+default; a run on a noisy machine may want a larger one)."""
 
 _OP_FIELDS = ("rows_in", "rows_out", "retention", "p50_seconds", "p95_seconds", "failed_runs")
 _BEHAVIOUR = frozenset({"retention", "p50_seconds", "p95_seconds", "failed_runs"})
@@ -112,6 +113,7 @@ class Comparison:
     threshold: float
     run: list[Change]
     ops: list[OpComparison]
+    duration_floor: float = DURATION_FLOOR
 
     @property
     def drift(self) -> bool:
@@ -127,6 +129,7 @@ class Comparison:
             "a": asdict(self.a),
             "b": asdict(self.b),
             "threshold": self.threshold,
+            "duration_floor": self.duration_floor,
             "drift": self.drift,
             "run": changes(self.run),
             "ops": [
@@ -204,11 +207,18 @@ def baseline(root: str | os.PathLike[str], run: RunSummary, *, last: int = 5) ->
     )
 
 
-def compare(a: RunSummary, b: RunSummary, threshold: float = DEFAULT_THRESHOLD) -> Comparison:
+def compare(
+    a: RunSummary,
+    b: RunSummary,
+    threshold: float = DEFAULT_THRESHOLD,
+    duration_floor: float = DURATION_FLOOR,
+) -> Comparison:
     """``b`` against ``a``, op by op (``a``'s order, then ``b``'s new ops)."""
     if not threshold >= 0:
         raise ValueError("the threshold must be a number, not negative")
-    tests = _tests(threshold)
+    if not duration_floor >= 0:
+        raise ValueError("the duration floor must be a number, not negative")
+    tests = _tests(threshold, duration_floor)
     run = [
         Change(key, getattr(a, key), getattr(b, key), tests[key](getattr(a, key), getattr(b, key)))
         for key in _RUN_FIELDS
@@ -227,10 +237,12 @@ def compare(a: RunSummary, b: RunSummary, threshold: float = DEFAULT_THRESHOLD) 
         ]
         only = None if mine is not None and theirs is not None else ("a" if theirs is None else "b")
         ops.append(OpComparison(name, changes, only))
-    return Comparison(a, b, threshold, run, ops)
+    return Comparison(a, b, threshold, run, ops, duration_floor)
 
 
-def _tests(threshold: float) -> dict[str, Callable[[float | None, float | None], bool]]:
+def _tests(
+    threshold: float, duration_floor: float
+) -> dict[str, Callable[[float | None, float | None], bool]]:
     def relative(floor: float = 0.0) -> Callable[[float | None, float | None], bool]:
         def passes(a: float | None, b: float | None) -> bool:
             if a is None or b is None:
@@ -253,9 +265,9 @@ def _tests(threshold: float) -> dict[str, Callable[[float | None, float | None],
         "rows_in": relative(),
         "rows_out": relative(),
         "retention": absolute,
-        "p50_seconds": relative(DURATION_FLOOR),
-        "p95_seconds": relative(DURATION_FLOOR),
-        "wall_seconds": relative(DURATION_FLOOR),
+        "p50_seconds": relative(duration_floor),
+        "p95_seconds": relative(duration_floor),
+        "wall_seconds": relative(duration_floor),
         "rows_exported": relative(),
         "failed_runs": increase,
         "failed_partitions": increase,

@@ -31,7 +31,8 @@ def print_comparison(comparison: Comparison, stream: IO[str]) -> None:
     console.print(
         Text(
             f"threshold {comparison.threshold:g}: retention by absolute difference, rows and "
-            "durations by relative change; any new failure"
+            f"durations by relative change (durations beyond {comparison.duration_floor:g}s); "
+            "any new failure"
         )
     )
     run = Table(title="Run", title_justify="left")
