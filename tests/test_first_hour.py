@@ -82,9 +82,9 @@ def test_jobs_never_cuts_a_job_id_at_80_columns(tmp_path, monkeypatch):
     _, out, _ = _run("jobs", str(outputs))
     assert max(len(line) for line in out.splitlines()) <= 80
     assert "…" not in out
-    assert job_id in "".join(line.strip("│ ") for line in out.splitlines())  # wrapped, whole
-    below = out.split("work dirs:")[1].replace("\n", "")
-    assert f"  {job_id}  {outputs / job_id}" in below  # its work dir, whole, below the table
+    assert any(job_id in line for line in out.splitlines())  # whole, on a line
+    flat = "".join(line.strip() for line in out.splitlines())
+    assert str(outputs / job_id) in flat  # its work dir, longer than a line: folded, whole
 
 
 def test_an_environment_setting_the_config_overrides_is_said_once(monkeypatch):
