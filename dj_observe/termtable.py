@@ -113,13 +113,10 @@ class FitTable:
 
     # -- widths ----------------------------------------------------------------------
 
-    def _cells(self, index: int) -> Iterator[Text]:
-        yield Text(self.columns[index].header)
-        for row in self.rows:
-            yield row[index]
-
     def _natural(self, index: int) -> int:
-        return max(_natural(cell) for cell in self._cells(index))
+        """Columns that column ``index`` takes with every cell, and its header, on one line."""
+        cells = [Text(self.columns[index].header), *(row[index] for row in self.rows)]
+        return max(map(_natural, cells))
 
     def _floor(self, index: int, tight: bool) -> int:
         """The fewest columns a column takes: its cells on one line, or (``tight``) on two,
@@ -129,38 +126,42 @@ class FitTable:
         if column.kind is Kind.PROSE:
             return max(header, min(PROSE_MIN, self._natural(index)))
         measure = _two_lines if tight else _natural
-        return max(header, *(measure(row[index]) for row in self.rows))
+        return max([header, *(measure(row[index]) for row in self.rows)])
 
-    def _widths(self, shown: list[int], width: int, tight: bool) -> list[int] | None:
+    def _layout(self, width: int) -> tuple[list[int], list[int]] | None:
+        """The columns shown and their widths, or ``None``: stack.  Cells on one line with
+        every column, then without the optional ones in their order; then the same with
+        cells on at most two lines."""
+        natural = [self._natural(index) for index in range(len(self.columns))]
+        optional = [i for _, i in sorted((c.drop, i) for i, c in enumerate(self.columns) if c.drop)]
+        for tight in (False, True):
+            floors = [self._floor(index, tight) for index in range(len(self.columns))]
+            shown = list(range(len(self.columns)))
+            for dropped in [None, *optional]:
+                if dropped is not None:
+                    shown.remove(dropped)
+                widths = self._widths(shown, width, floors, natural)
+                if widths is not None:
+                    return shown, widths
+        return None
+
+    def _widths(
+        self, shown: list[int], width: int, floors: list[int], natural: list[int]
+    ) -> list[int] | None:
         """Each shown column's width in a table ``width`` wide, or ``None`` if it cannot
         fit: the floors, then what is left to identifiers, figures and prose in turn."""
         room = width - 1 - (_CELL_PAD + 1) * len(shown)  # the rules and the cell padding
-        widths = [self._floor(index, tight) for index in shown]
+        widths = [floors[index] for index in shown]
         spare = room - sum(widths)
         if spare < 0:
             return None
         for kind in Kind:
             for slot, index in enumerate(shown):
                 if self.columns[index].kind is kind:
-                    grow = max(0, min(spare, self._natural(index) - widths[slot]))
+                    grow = max(0, min(spare, natural[index] - widths[slot]))
                     widths[slot] += grow
                     spare -= grow
         return widths
-
-    def _layout(self, width: int) -> tuple[list[int], list[int]] | None:
-        """The columns shown and their widths, or ``None``: stack.  Cells on one line with
-        every column, then without the optional ones in their order; then the same with
-        cells on at most two lines."""
-        optional = [i for _, i in sorted((c.drop, i) for i, c in enumerate(self.columns) if c.drop)]
-        for tight in (False, True):
-            shown = list(range(len(self.columns)))
-            for dropped in [None, *optional]:
-                if dropped is not None:
-                    shown.remove(dropped)
-                widths = self._widths(shown, width, tight)
-                if widths is not None:
-                    return shown, widths
-        return None
 
     # -- rendering -------------------------------------------------------------------
 
