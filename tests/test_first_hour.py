@@ -113,8 +113,9 @@ def test_the_reports_summary_counts_in_the_right_number(tmp_path):
     assert "0 job restarts, 1 partition resumed, 1 partition with more than one attempt" in html
 
 
-def test_a_failed_ops_rows_read_the_same_in_the_snapshot_and_the_report(tmp_path):
+def test_a_failed_ops_rows_read_the_same_in_the_snapshot_and_the_report(tmp_path, monkeypatch):
     """Rows and retention count the completed runs only, in every view."""
+    monkeypatch.setenv("COLUMNS", "200")  # the op table with every column
     job = write_job(tmp_path / "outputs", JobSpec(partitions=4, failed_partitions={1: 2, 3: 2}))
     text = _run("snapshot", str(job), "--human-readable")[1]
     page = tmp_path / "r.html"
