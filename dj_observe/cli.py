@@ -492,15 +492,18 @@ def _run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         + (f"; output: {result.export_path}" if result.export_path else ""),
         file=stdout,
     )
-    print(f"  events:   {job_dir / 'events.jsonl'}  (dj-observe snapshot {job_dir})", file=stdout)
-    print(f"  traces:   {job_dir / 'traces.otlp.jsonl'}", file=stdout)
-    print(f"  logs:     {job_dir / 'logs'}", file=stdout)
-    print(
-        f"  metrics:  dj-observe replay {job_dir}   (or dj-observe serve {job_dir.parent})",
-        file=stdout,
-    )
+    where = {  # one path or command a line, to copy whole
+        "events": job_dir / "events.jsonl",
+        "traces": job_dir / "traces.otlp.jsonl",
+        "logs": job_dir / "logs",
+        "snapshot": f"dj-observe snapshot {job_dir}",
+        "metrics": f"dj-observe replay {job_dir}",
+        "all jobs": f"dj-observe serve {job_dir.parent}",
+    }
     if result.status != "completed":
-        print(f"  resume:   dj-observe run {args.config} --job-id {result.job_id}", file=stdout)
+        where["resume"] = f"dj-observe run {args.config} --job-id {result.job_id}"
+    for label, value in where.items():
+        print(f"  {label + ':':<10}{value}", file=stdout)
     return EXIT_OK if result.status == "completed" else EXIT_JOB_FAILED
 
 

@@ -7,12 +7,12 @@ from typing import IO
 
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from dj_observe.opstats import op_stats
 from dj_observe.snapshot import JobSnapshot, ProcessingStatus, format_duration, partition_status
 from dj_observe.state import Status
+from dj_observe.termtable import Column, FitTable, Kind
 from dj_observe.textsafe import safe_text, visible
 from dj_observe.timing import human_duration
 
@@ -47,8 +47,7 @@ def _status(status: ProcessingStatus) -> Text:
 
 
 def _header(snap: JobSnapshot) -> Panel:
-    lines = Text()
-    lines.append("Status:   ")
+    lines = Text.assemble("Job:      ", safe_text(snap.job_id), "\nStatus:   ")
     lines.append_text(_status(snap.overall_status))
     lines.append(f"\nStarted:  {_when(snap.job_start_time)}")
     lines.append(f"\nEnded:    {_when(snap.job_end_time)}")
@@ -87,10 +86,34 @@ def _header(snap: JobSnapshot) -> Panel:
             "no per-op duration",
             style="yellow",
         )
-    return Panel(lines, title=safe_text(f"Job {snap.job_id}"), expand=False)
+    return Panel(lines, expand=False)
 
 
-def _partition_table(snap: JobSnapshot) -> Table:
+_PARTITION_COLUMNS = (
+    Column("partition", Kind.ID),
+    Column("status"),
+    Column("samples", justify="right", drop=1),
+    Column("ops done"),
+    Column("current op", Kind.ID),
+    Column("duration", justify="right", drop=2),
+)
+_FAILURE_COLUMNS = (
+    Column("partition", Kind.ID),
+    Column("op", Kind.ID),
+    Column("error", Kind.PROSE),
+)
+_OP_COLUMNS = (
+    Column("#", justify="right", drop=1),
+    Column("op", Kind.ID),
+    *(Column(header, justify="right") for header in ("done", "failed", "p50")),
+    Column("max", justify="right", drop=3),
+    Column("rows in", justify="right", drop=2),
+    Column("rows out", justify="right"),
+    Column("kept", justify="right"),
+)
+
+
+def _partition_table(snap: JobSnapshot) -> FitTable:
     state = snap.state
     parts = sorted(
         state.partitions.values(),
@@ -99,9 +122,9 @@ def _partition_table(snap: JobSnapshot) -> Table:
             part.partition_id,
         ),
     )
-    table = Table(title="Partitions", title_justify="left")
-    for column in ("partition", "status", "samples", "ops done", "current op", "duration"):
-        table.add_column(column, justify="right" if column in ("samples", "duration") else "left")
+    more = len(parts) - MAX_PARTITION_ROWS
+    caption = f"{more} more partitions not listed" if more > 0 else None
+    table = FitTable(_PARTITION_COLUMNS, title="Partitions", caption=caption)
     for part in parts[:MAX_PARTITION_ROWS]:
         entry = partition_status(state, part)
         duration = None
@@ -115,16 +138,12 @@ def _partition_table(snap: JobSnapshot) -> Table:
             safe_text(entry.current_operation or "-"),
             _seconds(duration),
         )
-    if len(parts) > MAX_PARTITION_ROWS:
-        table.caption = Text(f"{len(parts) - MAX_PARTITION_ROWS} more partitions not listed")
     return table
 
 
-def _failures(snap: JobSnapshot) -> Table | None:
+def _failures(snap: JobSnapshot) -> FitTable | None:
     state = snap.state
-    table = Table(title="Failed partitions", title_justify="left", title_style="bold red")
-    for column in ("partition", "op", "error"):
-        table.add_column(column, overflow="fold")
+    table = FitTable(_FAILURE_COLUMNS, title="Failed partitions", title_style="bold red")
     for part in sorted(state.partitions.values(), key=lambda part: part.partition_id):
         if state.partition_status(part) != Status.FAILED:
             continue
@@ -139,11 +158,9 @@ def _failures(snap: JobSnapshot) -> Table | None:
     return table if table.row_count else None
 
 
-def _op_table(snap: JobSnapshot) -> Table:
+def _op_table(snap: JobSnapshot) -> FitTable:
     """Per op, as :mod:`dj_observe.opstats` counts it (rows and durations of completed runs)."""
-    table = Table(title="Operations", title_justify="left")
-    for column in ("#", "op", "done", "failed", "p50", "max", "rows in", "rows out", "kept"):
-        table.add_column(column, justify="left" if column == "op" else "right")
+    table = FitTable(_OP_COLUMNS, title="Operations")
     for idx, stats in enumerate(op_stats(snap.state).values()):
         table.add_row(
             str(idx),

@@ -26,6 +26,7 @@ from rich.text import Text
 
 from dj_observe.snapshot import partition_status
 from dj_observe.state import JobState, PartitionState, Status
+from dj_observe.termtable import Column, FitTable, Kind
 from dj_observe.textsafe import safe_text, visible
 from dj_observe.timing import ENDED, human_duration, job_status, job_timing
 from dj_observe.tracker import JobDirectoryError, JobTracker
@@ -238,10 +239,17 @@ def _bar(label: str, done: int, total: int, failed: int) -> tuple[Text, Progress
     )
 
 
+_RUNNING_COLUMNS = (Column("partition", Kind.ID, justify="right"), Column("current op", Kind.ID))
+_FAILURE_COLUMNS = (
+    Column("partition", Kind.ID, justify="right"),
+    Column("op", Kind.ID),
+    Column("error", Kind.PROSE),
+)
+
+
 def render_frame(frame: Frame, job_dir: Path) -> RenderableType:
     """The live view of one frame."""
-    head = Text()
-    head.append("Status:    ")
+    head = Text.assemble("Job dir:   ", safe_text(job_dir), "\nStatus:    ")
     head.append(frame.status.label, style=_STYLE[frame.status])
     head.append(f"\nElapsed:   {human_duration(frame.elapsed)}")
     head.append(f"\nTime left: {_eta(frame)}")
@@ -257,19 +265,14 @@ def render_frame(frame: Frame, job_dir: Path) -> RenderableType:
     bars.add_row(*_bar("op runs", frame.ops_done, frame.ops_total, frame.ops_failed))
     parts: list[RenderableType] = [head, Text(), bars]
     if frame.running:
-        table = Table(title="Running", title_justify="left")
-        table.add_column("partition", justify="right")
-        table.add_column("current op")
+        more = len(frame.running) - MAX_RUNNING_ROWS
+        caption = f"{more} more running" if more > 0 else None
+        table = FitTable(_RUNNING_COLUMNS, title="Running", caption=caption)
         for pid, op, done in frame.running[:MAX_RUNNING_ROWS]:
             table.add_row(str(pid), safe_text(op or (f"- (after {done})" if done else "-")))
-        if len(frame.running) > MAX_RUNNING_ROWS:
-            table.caption = Text(f"{len(frame.running) - MAX_RUNNING_ROWS} more running")
         parts.append(table)
     if frame.failures:
-        table = Table(title="Recent failures", title_justify="left", title_style="bold red")
-        table.add_column("partition", justify="right")
-        table.add_column("op")
-        table.add_column("error", overflow="fold")
+        table = FitTable(_FAILURE_COLUMNS, title="Recent failures", title_style="bold red")
         for failure in frame.failures:
             table.add_row(
                 str(failure.partition_id),
@@ -277,7 +280,7 @@ def render_frame(frame: Frame, job_dir: Path) -> RenderableType:
                 safe_text(failure.error or "-"),
             )
         parts.append(table)
-    return Panel(Group(*parts), title=safe_text(f"dj-observe watch {job_dir}"), expand=False)
+    return Panel(Group(*parts), title="dj-observe watch", expand=False)
 
 
 WAITING_REMINDER = 30.0

@@ -37,6 +37,12 @@ RUNS = {  # job id -> (pipeline, min_len of the filter), in the order they run
 }
 
 
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The diff's tables take the terminal's width; these tests read one row an op."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory: pytest.TempPathFactory, ray_runtime: Any) -> Path:
     root = tmp_path_factory.mktemp("drift") / "outputs"
