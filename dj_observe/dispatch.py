@@ -83,6 +83,8 @@ class JobFeed:
         self.state = state or JobState()
         self._partition_status: dict[int, Status] = {}
         self.partition_counts: dict[Status, int] = dict.fromkeys(Status, 0)
+        self.failed: set[int] = set()
+        """Ids of the partitions that are failed now."""
         self._seen = 0
         for part in self.state.partitions.values():
             self._tally(part, self.state.partition_status(part))
@@ -103,6 +105,10 @@ class JobFeed:
             self.partition_counts[before] -= 1
         self._partition_status[part.partition_id] = status
         self.partition_counts[status] += 1
+        if status == Status.FAILED:
+            self.failed.add(part.partition_id)
+        else:
+            self.failed.discard(part.partition_id)
         return before
 
     def apply(self, event: AnyEvent, job_id: str) -> Change:

@@ -1080,6 +1080,16 @@ class JobState:
             return len(self.planned_ops)
         return self._most_ops
 
+    def op_runs_expected(self, failed: Iterable[PartitionState]) -> int:
+        """Op runs the job has when it ends: every planned partition's ops, less the ones
+        the ``failed`` partitions will never run."""
+        per_part = self.ops_per_partition
+        never = 0
+        for part in failed:
+            ran = sum(self.op_status(slot) in _TERMINAL for slot in part.ops.values())
+            never += max(0, per_part - ran)
+        return max(len(self.ops), self.total_partitions * per_part) - never
+
     def needs_plan(self) -> bool:
         """Whether a pipeline plan would tell more than the log: an op with no known
         position, or a running job none of whose partitions completed yet (so its

@@ -113,15 +113,10 @@ def build_frame(
     counts[Status.NOT_STARTED] += state.total_partitions - len(state.partitions)
     job = job_status(state, counts, summary.get("status"))
 
-    per_part = state.ops_per_partition
     ops = state.op_counts()
     ops_done = ops[Status.COMPLETED] + ops[Status.FAILED]
-    skipped = 0  # ops a failed partition will never run
-    for part in failed:
-        ran = sum(state.op_status(slot) in ENDED for slot in part.ops.values())
-        skipped += max(0, per_part - ran)
-    expected = max(len(state.ops), state.total_partitions * per_part)
-    remaining = 0 if job in ENDED else max(0, expected - ops_done - skipped)
+    expected = state.op_runs_expected(failed)
+    remaining = 0 if job in ENDED else max(0, expected - ops_done)
 
     elapsed = job_timing(state, summary, job).elapsed(now, state.last_event_time)
     eta: float | None = None
