@@ -249,6 +249,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--last", type=int, default=5, metavar="N", help="jobs in the baseline (default: 5)"
     )
+    _add_duration_floor(report)
     _add_diff_parser(commands)
 
     instrument = commands.add_parser(
@@ -332,7 +333,7 @@ def _snapshot(args: argparse.Namespace, stdout: IO[str]) -> int:
     return EXIT_OK
 
 
-def _add_assets_parser(commands: argparse._SubParsersAction) -> None:
+def _add_assets_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     assets = commands.add_parser(
         "assets",
         help="export the bundled dashboards, alert rules, Prometheus and Alertmanager configs",
@@ -361,7 +362,7 @@ def _assets_export(args: argparse.Namespace, stdout: IO[str]) -> int:
     return EXIT_OK
 
 
-def _add_diff_parser(commands: argparse._SubParsersAction) -> None:
+def _add_diff_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     diff = commands.add_parser(
         "diff",
         help="compare two runs of a pipeline (or a run and its baseline) op by op",
@@ -387,9 +388,20 @@ def _add_diff_parser(commands: argparse._SubParsersAction) -> None:
         help="retention difference (0.1: ten points) and relative change of rows and "
         "durations (0.1: 10%%) that count as drift (default: 0.1)",
     )
+    _add_duration_floor(diff)
     diff.add_argument("--json", action="store_true", help="print the comparison as JSON")
     diff.add_argument(
         "--fail-on-drift", action="store_true", help="exit 1 when a change passes the threshold"
+    )
+
+
+def _add_duration_floor(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--duration-floor",
+        type=float,
+        default=None,
+        metavar="S",
+        help="a duration change of at most this many seconds is never drift (default: 5)",
     )
 
 
@@ -399,28 +411,44 @@ def _comparison(
     baseline_dir: str | None,
     last: int,
     threshold: float | None = None,
+    duration_floor: float | None = None,
 ) -> Comparison:
     """``job_dir`` against ``other``, or against the baseline under ``baseline_dir``."""
     if (other is None) == (baseline_dir is None):
         raise CliError("give a second job directory or --baseline DIR (one of the two)")
     if last < 1:
         raise CliError("--last must be at least 1")
-    from dj_observe.diff import DEFAULT_THRESHOLD, baseline, compare, summarise
+    from dj_observe.diff import (
+        DEFAULT_THRESHOLD,
+        DURATION_FLOOR,
+        baseline,
+        compare,
+        summarise,
+    )
 
     threshold = DEFAULT_THRESHOLD if threshold is None else threshold
     if not threshold >= 0:  # NaN too
         raise CliError("--threshold must be a number, 0 or more")
+    floor = DURATION_FLOOR if duration_floor is None else duration_floor
+    if not floor >= 0:
+        raise CliError("--duration-floor must be a number of seconds, 0 or more")
     run = summarise(job_dir)
     if other is not None:
-        return compare(run, summarise(other), threshold)
-    return compare(baseline(baseline_dir, run, last=last), run, threshold)
+        return compare(run, summarise(other), threshold, floor)
+    assert baseline_dir is not None  # one of the two, checked above
+    return compare(baseline(baseline_dir, run, last=last), run, threshold, floor)
 
 
 def _diff(args: argparse.Namespace, stdout: IO[str]) -> int:
     from dj_observe.diff_view import print_comparison, write_comparison_json
 
     comparison = _comparison(
-        args.job_dir_a, args.job_dir_b, args.baseline, args.last, args.threshold
+        args.job_dir_a,
+        args.job_dir_b,
+        args.baseline,
+        args.last,
+        args.threshold,
+        args.duration_floor,
     )
     (write_comparison_json if args.json else print_comparison)(comparison, stdout)
     return EXIT_DRIFT if args.fail_on_drift and comparison.drift else EXIT_OK
@@ -470,15 +498,18 @@ def _run(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         + (f"; output: {result.export_path}" if result.export_path else ""),
         file=stdout,
     )
-    print(f"  events:   {job_dir / 'events.jsonl'}  (dj-observe snapshot {job_dir})", file=stdout)
-    print(f"  traces:   {job_dir / 'traces.otlp.jsonl'}", file=stdout)
-    print(f"  logs:     {job_dir / 'logs'}", file=stdout)
-    print(
-        f"  metrics:  dj-observe replay {job_dir}   (or dj-observe serve {job_dir.parent})",
-        file=stdout,
-    )
+    where = {  # one path or command a line, to copy whole
+        "events": job_dir / "events.jsonl",
+        "traces": job_dir / "traces.otlp.jsonl",
+        "logs": job_dir / "logs",
+        "snapshot": f"dj-observe snapshot {job_dir}",
+        "metrics": f"dj-observe replay {job_dir}",
+        "all jobs": f"dj-observe serve {job_dir.parent}",
+    }
     if result.status != "completed":
-        print(f"  resume:   dj-observe run {args.config} --job-id {result.job_id}", file=stdout)
+        where["resume"] = f"dj-observe run {args.config} --job-id {result.job_id}"
+    for label, value in where.items():
+        print(f"  {label + ':':<10}{value}", file=stdout)
     return EXIT_OK if result.status == "completed" else EXIT_JOB_FAILED
 
 
@@ -503,9 +534,10 @@ def _demo(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
 
 
 def _replay(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from opentelemetry.sdk.trace.export import SpanExporter
     from prometheus_client import generate_latest
 
-    from dj_observe.dispatch import HookStats
+    from dj_observe.dispatch import HookStats, Sink
     from dj_observe.exposition import PushgatewaySink
     from dj_observe.replay import replay
     from dj_observe.sinks.metrics import MetricsSink
@@ -514,8 +546,8 @@ def _replay(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
 
     stats = HookStats()
     metrics = MetricsSink(stats=stats)
-    sinks: list = [metrics]
-    exporters = []
+    sinks: list[Sink] = [metrics]
+    exporters: list[SpanExporter] = []
     if args.traces_file:
         exporters.append(OtlpJsonFileExporter(args.traces_file))
     if args.otlp_endpoint:
@@ -549,7 +581,8 @@ def _serve(args: argparse.Namespace, stderr: IO[str]) -> int:
 
     from dj_observe.serve import JobsExporter
 
-    disable_created_metrics()
+    # prometheus_client leaves this function unannotated.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     exporter = JobsExporter(args.outputs_dir, retention=args.retention)
     print(
         f"dj-observe serve: following {args.outputs_dir}, metrics at "
@@ -666,7 +699,9 @@ def main(
             if args.max_partitions < 1:
                 raise CliError("--max-partitions must be at least 1")
             comparison = (
-                _comparison(args.job_dir, None, args.baseline, args.last) if args.baseline else None
+                _comparison(args.job_dir, None, args.baseline, args.last, None, args.duration_floor)
+                if args.baseline
+                else None
             )
             path = write_report(
                 args.job_dir,

@@ -41,7 +41,8 @@ __all__ = [
 
 DEFAULT_THRESHOLD = 0.1
 DURATION_FLOOR = 5.0
-"""Seconds: a duration change smaller than this is never drift, whatever its ratio."""
+"""Seconds: a duration change smaller than this is never drift, whatever its ratio (the
+default; a run on a noisy machine may want a larger one)."""
 
 _OP_FIELDS = ("rows_in", "rows_out", "retention", "p50_seconds", "p95_seconds", "failed_runs")
 _BEHAVIOUR = frozenset({"retention", "p50_seconds", "p95_seconds", "failed_runs"})
@@ -112,6 +113,7 @@ class Comparison:
     threshold: float
     run: list[Change]
     ops: list[OpComparison]
+    duration_floor: float = DURATION_FLOOR
 
     @property
     def drift(self) -> bool:
@@ -127,6 +129,7 @@ class Comparison:
             "a": asdict(self.a),
             "b": asdict(self.b),
             "threshold": self.threshold,
+            "duration_floor": self.duration_floor,
             "drift": self.drift,
             "run": changes(self.run),
             "ops": [
@@ -190,12 +193,7 @@ def baseline(root: str | os.PathLike[str], run: RunSummary, *, last: int = 5) ->
         )
     names = list(dict.fromkeys(name for summary in chosen for name in summary.ops))
     ops = {
-        name: OpFigures(
-            **{
-                key: _median([getattr(s.ops[name], key) for s in chosen if name in s.ops])
-                for key in _OP_FIELDS
-            }
-        )
+        name: OpFigures(**_medians([s.ops[name] for s in chosen if name in s.ops], _OP_FIELDS))
         for name in names
     }
     return RunSummary(
@@ -205,15 +203,22 @@ def baseline(root: str | os.PathLike[str], run: RunSummary, *, last: int = 5) ->
         start_time=chosen[-1].start_time,
         ops=ops,
         jobs=[s.label for s in chosen],
-        **{key: _median([getattr(s, key) for s in chosen]) for key in _RUN_FIELDS},
+        **_medians(chosen, _RUN_FIELDS),
     )
 
 
-def compare(a: RunSummary, b: RunSummary, threshold: float = DEFAULT_THRESHOLD) -> Comparison:
+def compare(
+    a: RunSummary,
+    b: RunSummary,
+    threshold: float = DEFAULT_THRESHOLD,
+    duration_floor: float = DURATION_FLOOR,
+) -> Comparison:
     """``b`` against ``a``, op by op (``a``'s order, then ``b``'s new ops)."""
     if not threshold >= 0:
         raise ValueError("the threshold must be a number, not negative")
-    tests = _tests(threshold)
+    if not duration_floor >= 0:
+        raise ValueError("the duration floor must be a number, not negative")
+    tests = _tests(threshold, duration_floor)
     run = [
         Change(key, getattr(a, key), getattr(b, key), tests[key](getattr(a, key), getattr(b, key)))
         for key in _RUN_FIELDS
@@ -232,10 +237,12 @@ def compare(a: RunSummary, b: RunSummary, threshold: float = DEFAULT_THRESHOLD) 
         ]
         only = None if mine is not None and theirs is not None else ("a" if theirs is None else "b")
         ops.append(OpComparison(name, changes, only))
-    return Comparison(a, b, threshold, run, ops)
+    return Comparison(a, b, threshold, run, ops, duration_floor)
 
 
-def _tests(threshold: float) -> dict[str, Callable[[float | None, float | None], bool]]:
+def _tests(
+    threshold: float, duration_floor: float
+) -> dict[str, Callable[[float | None, float | None], bool]]:
     def relative(floor: float = 0.0) -> Callable[[float | None, float | None], bool]:
         def passes(a: float | None, b: float | None) -> bool:
             if a is None or b is None:
@@ -258,9 +265,9 @@ def _tests(threshold: float) -> dict[str, Callable[[float | None, float | None],
         "rows_in": relative(),
         "rows_out": relative(),
         "retention": absolute,
-        "p50_seconds": relative(DURATION_FLOOR),
-        "p95_seconds": relative(DURATION_FLOOR),
-        "wall_seconds": relative(DURATION_FLOOR),
+        "p50_seconds": relative(duration_floor),
+        "p95_seconds": relative(duration_floor),
+        "wall_seconds": relative(duration_floor),
         "rows_exported": relative(),
         "failed_runs": increase,
         "failed_partitions": increase,
@@ -272,6 +279,11 @@ def _started_before(summary: RunSummary, run: RunSummary) -> bool:
     if summary.start_time is None or run.start_time is None:
         return True
     return summary.start_time < run.start_time
+
+
+def _medians(items: Sequence[object], keys: Sequence[str]) -> dict[str, Any]:
+    """Each of the figures ``keys`` of ``items``: its median (``None`` if none has it)."""
+    return {key: _median([getattr(item, key) for item in items]) for key in keys}
 
 
 def _median(values: Sequence[float | None]) -> float | None:

@@ -6,15 +6,27 @@ import json
 from typing import IO
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from dj_observe.diff import Change, Comparison, RunSummary
 from dj_observe.snapshot import format_duration
+from dj_observe.termtable import Column, FitTable, Kind
+from dj_observe.textsafe import visible
 
 __all__ = ["print_comparison", "write_comparison_json"]
 
 _DRIFT = "bold red"
+
+_RUN_COLUMNS = (Column(""), *(Column(header, justify="right") for header in ("a", "b", "change")))
+_OP_COLUMNS = (
+    Column("op", Kind.ID),
+    Column("rows in", justify="right", drop=1),
+    Column("rows out", justify="right"),
+    Column("retention", justify="right"),
+    Column("p50", justify="right"),
+    Column("p95", justify="right", drop=2),
+    Column("failed runs", justify="right"),
+)
 
 
 def write_comparison_json(comparison: Comparison, stream: IO[str]) -> None:
@@ -24,29 +36,25 @@ def write_comparison_json(comparison: Comparison, stream: IO[str]) -> None:
 
 def print_comparison(comparison: Comparison, stream: IO[str]) -> None:
     """The run's figures, then one row per op; changes past the threshold in red with ``!``."""
-    console = Console(file=stream, soft_wrap=False, width=160)
+    console = Console(file=stream, soft_wrap=False)
     a, b = comparison.a, comparison.b
     console.print(Text(f"a: {_describe(a)}"))
     console.print(Text(f"b: {_describe(b)}"))
     console.print(
         Text(
             f"threshold {comparison.threshold:g}: retention by absolute difference, rows and "
-            "durations by relative change; any new failure"
+            f"durations by relative change (durations beyond {comparison.duration_floor:g}s); "
+            "any new failure"
         )
     )
-    run = Table(title="Run", title_justify="left")
-    for column in ("", "a", "b", "change"):
-        run.add_column(column, justify="right" if column else "left")
+    run = FitTable(_RUN_COLUMNS, title="Run")
     for change in comparison.run:
         run.add_row(Text(change.name.replace("_", " ")), *_cells(change))
     console.print(run)
 
-    ops = Table(title="Ops (a -> b)", title_justify="left")
-    ops.add_column("op")
-    for column in ("rows in", "rows out", "retention", "p50", "p95", "failed runs"):
-        ops.add_column(column, justify="right")
+    ops = FitTable(_OP_COLUMNS, title="Ops (a -> b)")
     for op in comparison.ops:
-        name = Text(_plain(op.op) + (f" (only in {op.only_in})" if op.only_in else ""))
+        name = Text(visible(op.op) + (f" (only in {op.only_in})" if op.only_in else ""))
         if op.drift:
             name.stylize(_DRIFT)
         ops.add_row(name, *(_arrow(change) for change in op.changes))
@@ -55,7 +63,7 @@ def print_comparison(comparison: Comparison, stream: IO[str]) -> None:
     drifted += [change.name for change in comparison.run if change.drift]
     console.print(
         Text(
-            f"drift: {', '.join(map(_plain, drifted))}" if drifted else "no drift",
+            f"drift: {', '.join(map(visible, drifted))}" if drifted else "no drift",
             style=_DRIFT if drifted else "green",
         )
     )
@@ -63,7 +71,7 @@ def print_comparison(comparison: Comparison, stream: IO[str]) -> None:
 
 def _describe(summary: RunSummary) -> str:
     jobs = f" ({', '.join(summary.jobs)})" if summary.jobs != [summary.label] else ""
-    return _plain(f"{summary.label}{jobs}, pipeline {summary.pipeline or '-'}, {summary.status}")
+    return visible(f"{summary.label}{jobs}, pipeline {summary.pipeline or '-'}, {summary.status}")
 
 
 def _cells(change: Change) -> list[Text]:
@@ -103,10 +111,3 @@ def _signed(name: str, delta: float) -> str:
     if name.endswith("seconds"):
         return f"{delta:+.3f}s"
     return f"{delta:+,.0f}" if float(delta).is_integer() else f"{delta:+,.1f}"
-
-
-def _plain(text: str) -> str:
-    """``text`` with control characters escaped (a name from a log may hold any)."""
-    return "".join(
-        char if char.isprintable() else char.encode("unicode_escape").decode() for char in text
-    )

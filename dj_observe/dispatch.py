@@ -83,6 +83,8 @@ class JobFeed:
         self.state = state or JobState()
         self._partition_status: dict[int, Status] = {}
         self.partition_counts: dict[Status, int] = dict.fromkeys(Status, 0)
+        self.failed: set[int] = set()
+        """Ids of the partitions that are failed now."""
         self._seen = 0
         for part in self.state.partitions.values():
             self._tally(part, self.state.partition_status(part))
@@ -103,6 +105,10 @@ class JobFeed:
             self.partition_counts[before] -= 1
         self._partition_status[part.partition_id] = status
         self.partition_counts[status] += 1
+        if status == Status.FAILED:
+            self.failed.add(part.partition_id)
+        else:
+            self.failed.discard(part.partition_id)
         return before
 
     def apply(self, event: AnyEvent, job_id: str) -> Change:
@@ -126,7 +132,8 @@ class JobFeed:
             change.partition_before = Status.NOT_STARTED if before is None else before
             change.partition_after = after
             if op_before is not None:
-                op_slot = partition.ops.get(event.operation_name)  # type: ignore[arg-type]
+                name = event.operation_name
+                op_slot = None if name is None else partition.ops.get(name)
                 if op_slot is None:
                     op_slot = _renamed_slot(state, partition, event)
             if op_slot is not None:

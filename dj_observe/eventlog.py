@@ -13,12 +13,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import msgspec
 
-from dj_observe.events import FAST_DECODER, TYPED_DECODER, Event, parse_line
+from dj_observe.events import FAST_DECODER, TYPED_DECODER, AnyEvent, EventType, parse_line
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -72,6 +72,26 @@ def _first_timestamp(path: Path) -> float:
     return float("inf")
 
 
+def first_job_start(path: Path, max_bytes: int = 64 << 20) -> float | None:
+    """Timestamp of the first ``job_start`` event in the first ``max_bytes`` of ``path``."""
+    read = 0
+    try:
+        with path.open("rb") as handle:
+            while read < max_bytes:
+                line = handle.readline(1 << 20)
+                if not line:
+                    break
+                read += len(line)
+                if b"job_start" not in line:
+                    continue
+                event = parse_line(line)
+                if event is not None and event.event_type == EventType.JOB_START:
+                    return event.timestamp
+    except OSError:
+        pass
+    return None
+
+
 def is_event_log_name(name: str) -> bool:
     """Whether a file of this name is one of a job's event logs."""
     return name == "events.jsonl" or _RUN_FILE.match(name) is not None
@@ -89,9 +109,10 @@ def find_event_logs(job_dir: str | os.PathLike[str]) -> list[Path]:
     return sorted(files, key=lambda path: (_first_timestamp(path), path.name))
 
 
-def decode_block(block: bytes | memoryview, stats: ReadStats) -> list[Event]:
+def decode_block(block: bytes | memoryview, stats: ReadStats) -> Sequence[AnyEvent]:
     """Decode a block of whole lines: one call with the typed decoder when every line
     is a known, well-typed event; else the generic one; else line by line."""
+    events: Sequence[AnyEvent]
     try:
         events = TYPED_DECODER.decode_lines(block)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
@@ -100,7 +121,7 @@ def decode_block(block: bytes | memoryview, stats: ReadStats) -> list[Event]:
     return events
 
 
-def _decode_lines(block: bytes, stats: ReadStats) -> list[Event]:
+def _decode_lines(block: bytes, stats: ReadStats) -> Sequence[AnyEvent]:
     """The block decoded with the generic lean decoder, or line by line if any line is bad."""
     try:
         return FAST_DECODER.decode_lines(block)
@@ -117,7 +138,7 @@ def _decode_lines(block: bytes, stats: ReadStats) -> list[Event]:
         return events
 
 
-def _decode_line(line: bytes) -> Event | None:
+def _decode_line(line: bytes) -> AnyEvent | None:
     try:
         return FAST_DECODER.decode(line)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
@@ -132,7 +153,7 @@ def iter_range(
     stats: ReadStats,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     transient: bool = False,
-) -> Iterator[tuple[list[Event], int]]:
+) -> Iterator[tuple[Sequence[AnyEvent], int]]:
     """Yield ``(events, offset)`` for the whole lines in ``[start, end)`` of one file.
 
     ``offset`` is the byte just after the last line consumed so far.  A last
@@ -248,7 +269,7 @@ class EventLogReader:
         """The log files read so far, in read order."""
         return list(self.offsets)
 
-    def read(self, *, transient: bool = False) -> Iterator[list[Event]]:
+    def read(self, *, transient: bool = False) -> Iterator[Sequence[AnyEvent]]:
         """Yield blocks of events appended since the last call, in write order
         (``transient``: see :func:`iter_range`)."""
         self.stats.torn_tail_lines = 0

@@ -415,7 +415,7 @@ def nested(value: dict[str, Any] | msgspec.Raw | None) -> dict[str, Any]:
     """A nested object (``metadata``, ``config``...), decoded on demand; ``{}`` if absent."""
     if value is None:
         return {}
-    if type(value) is dict:
+    if isinstance(value, dict):
         return value
     if not value:
         return {}
@@ -440,12 +440,13 @@ def text(value: str | msgspec.Raw | None) -> str | None:
 
 def op_metrics(event: AnyEvent) -> OpMetrics:
     """The ``metadata`` fields that describe an op run, decoded without the rest."""
-    raw = event.metadata
-    if type(raw) is OpMetrics:  # decoded with the event (TYPED_DECODER)
+    # TYPED_DECODER's op events carry it decoded already (they are neither Event nor FoldEvent).
+    raw: dict[str, Any] | msgspec.Raw | OpMetrics | None = event.metadata
+    if isinstance(raw, OpMetrics):
         return raw
     if raw is None or not raw:
         return _NO_METRICS
-    if type(raw) is dict:
+    if isinstance(raw, dict):
         return OpMetrics(
             **{key: raw.get(key) for key in OpMetrics.__struct_fields__ if _scalar(raw.get(key))}
         )

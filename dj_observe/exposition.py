@@ -13,6 +13,7 @@ import threading
 import urllib.parse
 from collections.abc import Callable
 from socketserver import ThreadingMixIn
+from types import FrameType
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -40,6 +41,10 @@ class _QuietHandler(WSGIRequestHandler):
         """Scrapes are not worth a line on stderr each."""
 
 
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+"""What ``signal.signal`` returns: the previous handler (``None``: installed outside Python)."""
+
+
 def wait_interruptibly(seconds: float) -> bool:
     """Wait ``seconds``; SIGTERM or SIGINT (Ctrl-C) ends the wait early and quietly.
 
@@ -49,7 +54,7 @@ def wait_interruptibly(seconds: float) -> bool:
     Returns whether a signal ended the wait.
     """
     stop = threading.Event()
-    previous: dict[int, object] = {}
+    previous: dict[signal.Signals, _Handler] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(OSError, ValueError):  # not settable here
@@ -59,7 +64,7 @@ def wait_interruptibly(seconds: float) -> bool:
     finally:
         for signum, handler in previous.items():
             # A handler installed outside Python (None) cannot be put back: the default.
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # type: ignore[arg-type]
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 class MetricsEndpoint:

@@ -158,8 +158,8 @@ def _named_partitions(before: dict[Path, int], after: dict[Path, int]) -> set[in
         if end <= start:
             continue
         for events, _ in iter_range(path, start, end, stats=ReadStats()):
-            named.update(getattr(event, "partition_id", None) for event in events)
-    named.discard(None)  # type: ignore[arg-type]
+            ids = (getattr(event, "partition_id", None) for event in events)
+            named.update(pid for pid in ids if pid is not None)
     return named
 
 
@@ -249,12 +249,13 @@ def _state_fields(state: JobState) -> dict[str, Any]:
 def _store(fold: PersistedFold, entry_path: Path, key: str) -> None:
     """Write the entry atomically; a cache that cannot be written is only a miss later."""
     tracker = fold.tracker
-    marks = [_mark(path, offset) for path, offset in tracker.reader.offsets.items()]
-    if any(mark is None for mark in marks):
+    found = [_mark(path, offset) for path, offset in tracker.reader.offsets.items()]
+    marks = [mark for mark in found if mark is not None]
+    if len(marks) < len(found):
         return
     entry = _Entry(
         key,
-        marks,  # type: ignore[arg-type]
+        marks,
         _state_fields(tracker.state),
         tracker.reader.stats,
         tracker.state.pipeline_positions(),

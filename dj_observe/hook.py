@@ -229,6 +229,8 @@ class ObservabilityHook:
         data.setdefault("event_id", f"{kind}_{int(now)}_{self._id_prefix}{next(self._serial):x}")
         data.setdefault("process_id", _process_id())
         data.setdefault("thread_id", threading.get_ident())
+        if kind == EventType.JOB_START.value and self.config.pipeline:
+            _name_the_pipeline(data, self.config.pipeline)
         return data
 
     def _line_and_event(self, record: dict[str, Any]) -> tuple[bytes, Event | None]:
@@ -505,3 +507,13 @@ def _forget_pid() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_pid)
+
+
+def _name_the_pipeline(data: dict[str, Any], pipeline: str) -> None:
+    """Put the hook's pipeline in a ``job_start`` that names none, so that the log (and a
+    replay of it) carries the label the live metrics had."""
+    meta = data.get("metadata")
+    if meta is None:
+        data["metadata"] = {"pipeline": pipeline}
+    elif isinstance(meta, Mapping) and not meta.get("pipeline") and not meta.get("project_name"):
+        data["metadata"] = {**meta, "pipeline": pipeline}

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import psutil
 
-from dj_observe.eventlog import EventLogReader, find_event_logs
-from dj_observe.events import Event
+from dj_observe.eventlog import find_event_logs
+from dj_observe.events import Event, event_from_dict
 from dj_observe.state import JobState, Status
 from dj_observe.tracker import JobDirectoryError, JobTracker
 
@@ -147,12 +147,17 @@ class JobListing:
         return [job for job in self.list_jobs() if job.running]
 
     def iter_events(self, job_id: str | None = None) -> Iterator[Event]:
-        """Events of one job (by id or directory name), or of every job, in write order."""
+        """Events of one job (by id or directory name), or of every job, in write order;
+        whole events (the fold's reader keeps only the fields it reads)."""
+        from dj_observe.job.common import iter_event_dicts
+
         for job_dir in self.job_dirs():
             if job_id is not None and job_dir.name != job_id:
                 continue
-            for events in EventLogReader(job_dir).read():
-                yield from events
+            for data in iter_event_dicts(job_dir):
+                event = event_from_dict(data)
+                if event is not None:
+                    yield event
 
     def load_event_logs(self, job_id: str | None = None) -> list[Event]:
         """All events of one job, or of every job under the outputs directory."""

@@ -7,11 +7,11 @@ from typing import IO
 
 import msgspec
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from dj_observe.jobs import JobInfo
 from dj_observe.snapshot import format_duration
+from dj_observe.termtable import Column, FitTable, Kind
 from dj_observe.textsafe import safe_text
 
 __all__ = ["age_text", "jobs_json", "print_jobs"]
@@ -21,25 +21,27 @@ DAY = 86_400.0
 _STYLE = {"completed": "green", "failed": "bold red", "in_progress": "yellow"}
 
 
-WIDE = 120
-"""Narrower terminals get the work directories below the table, whole."""
+_COLUMNS = (
+    Column("job", Kind.ID),
+    Column("status"),
+    Column("partitions"),
+    Column("progress", drop=2),
+    Column("last event"),
+    Column("running"),
+    Column("work dir", Kind.ID, drop=1),
+)
 
 
 def print_jobs(jobs: list[JobInfo], stream: IO[str] | None = None) -> None:
     """One row per job: id, status, progress, last event age, directory.  Ids and paths a
-    user copies are never cut: wrapped, or (narrow terminal) the paths listed below."""
+    user copies are never cut (narrower terminals list the work directories below)."""
     console = Console(file=stream, soft_wrap=False)
     if not jobs:
         console.print(Text("No jobs found."))
         return
-    wide = console.width >= WIDE
-    columns = ["job", "status", "partitions", "progress", "last event", "running"]
-    table = Table()
-    for column in [*columns, "work dir"] if wide else columns:
-        wraps = column in ("job", "work dir")
-        table.add_column(column, overflow="fold" if wraps else "ellipsis", no_wrap=not wraps)
+    table = FitTable(_COLUMNS)
     for job in jobs:
-        cells = [
+        table.add_row(
             safe_text(job.job_id),
             safe_text(job.status, _STYLE.get(job.status, "dim")),
             f"{job.completed_partitions}/{job.total_partitions}"
@@ -47,13 +49,9 @@ def print_jobs(jobs: list[JobInfo], stream: IO[str] | None = None) -> None:
             f"{job.progress_percentage:.1f}%",
             age_text(job.age_seconds, job.last_event_time),
             "yes" if job.running else "no",
-        ]
-        table.add_row(*cells, *([safe_text(job.work_dir)] if wide else []))
+            safe_text(job.work_dir),
+        )
     console.print(table)
-    if not wide:
-        console.print(Text("work dirs:"))
-        for job in jobs:
-            console.print(Text.assemble("  ", safe_text(job.job_id), "  ", safe_text(job.work_dir)))
 
 
 def age_text(seconds: float | None, when: float | None) -> str:

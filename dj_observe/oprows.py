@@ -173,7 +173,7 @@ def _partitions_sharing_a_position(
         row += 1
 
 
-def _of_ended(values: list[_T] | None, status: list[Status]) -> list[_T | None]:
+def _of_ended(values: list[_T | None] | None, status: list[Status]) -> list[_T | None]:
     """``values`` of the ended runs, ``None`` for the others (all ``None`` without values)."""
     if values is None:
         return [None] * len(status)

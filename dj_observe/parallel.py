@@ -161,7 +161,7 @@ class ForkedOutput:
     waits and deletes them.
     """
 
-    def __init__(self, produce: Callable[[list[BinaryIO]], None], count: int = 1) -> None:
+    def __init__(self, produce: Callable[[list[BinaryIO]], object], count: int = 1) -> None:
         import tempfile
 
         made = [tempfile.mkstemp(prefix="dj-observe-") for _ in range(count)]

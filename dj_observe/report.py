@@ -22,9 +22,10 @@ from pathlib import Path
 from dj_observe.diff import Comparison
 from dj_observe.opstats import OpStats, percentile
 from dj_observe.report_baseline import baseline_section
-from dj_observe.snapshot import JobSnapshot, ProcessingSnapshotAnalyzer, format_duration
+from dj_observe.snapshot import JobSnapshot, ProcessingSnapshotAnalyzer
 from dj_observe.state import JobState, OpRun, PartitionState, PhaseRun, Status
 from dj_observe.textsafe import count_of, visible
+from dj_observe.timing import human_duration
 
 __all__ = [
     "CHROMIUM_FLAGS",
@@ -251,8 +252,8 @@ class _ReportData:
                     first = ts if first is None else min(first, ts)
                     last = ts if last is None else max(last, ts)
         origin = snapshot.job_start_time
-        if origin is None or (first is not None and first < origin):
-            origin = first if origin is None else min(origin, first)
+        if first is not None and (origin is None or first < origin):
+            origin = first
         if origin is None:
             origin = state.first_event_time
         ends = [t for t in (last, state.last_event_time, snapshot.job_end_time) if t is not None]
@@ -297,7 +298,7 @@ def _summary_section(snap: JobSnapshot, data: _ReportData) -> str:
         ("Executor", _e(state.executor_type or "-")),
         ("Started", _iso(snap.job_start_time)),
         ("Ended", _iso(snap.job_end_time)),
-        ("Duration", _e(_duration(snap.total_duration))),
+        ("Duration", _e(human_duration(snap.total_duration))),
         ("Timing from", _e(snap.timing_source)),
         ("Last event", _iso(state.last_event_time)),
         (
@@ -420,7 +421,7 @@ class _Axis:
             if run.start_time is not None
         ]
         first = data.rel(min(starts)) if starts else None
-        view = None if first is None else first - 0.03 * (span - first)
+        view = 0.0 if first is None else first - 0.03 * (span - first)
         if first is None or first < FOLD_BEFORE_OPS * span or not 0 < view < 0.9 * span:
             return cls(0.0, PLOT_WIDTH / span, 0.0)
         return cls(view, (PLOT_WIDTH - LEAD_WIDTH) / (span - view), LEAD_WIDTH)
@@ -744,14 +745,6 @@ def _iso(ts: float | None) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    return format_duration(seconds) or "-"
-
-
 def _secs(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -788,7 +781,7 @@ def _short(text: str, limit: int) -> str:
 def _nice_step(span: float, target: int = 10) -> float:
     """A 1/2/5 x 10^k tick step giving about ``target`` ticks over ``span`` seconds."""
     raw = span / target
-    power = 10 ** math.floor(math.log10(raw))
+    power = 10.0 ** math.floor(math.log10(raw))
     for factor in (1, 2, 5, 10):
         if raw <= factor * power:
             return factor * power

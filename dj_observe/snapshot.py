@@ -27,12 +27,13 @@ from typing import IO, Any, BinaryIO, TypeVar
 import msgspec
 
 from dj_observe.eventlog import ReadStats
-from dj_observe.events import EventType
+from dj_observe.events import EventType, to_float
 from dj_observe.jsonstream import STREAM, FilePart, ObjectWriter, opened_and_unlinked, spools
 from dj_observe.oprows import PARTITIONS_PER_BATCH, OpRows, group_timed_count, op_rows
 from dj_observe.parallel import ForkedOutput, fork_is_safe
 from dj_observe.sidefiles import CLI_ARGUMENTS, command_line_config
 from dj_observe.state import JobState, OpRun, PartitionState, Status
+from dj_observe.timing import format_duration, job_status, job_timing
 from dj_observe.tracker import JobDirectoryError, JobTracker
 
 __all__ = [
@@ -255,7 +256,7 @@ class ProcessingSnapshotAnalyzer:
         """The spec's JSON document as a dict (see :func:`write_json` for large jobs)."""
         buffer = io.BytesIO()
         write_json(snapshot, buffer, indent=0, summary=summary)
-        return msgspec.json.decode(buffer.getbuffer())
+        return msgspec.json.decode(buffer.getbuffer(), type=dict[str, Any])
 
 
 def create_snapshot(
@@ -290,19 +291,6 @@ def write_json(
             stream.write(chunk)
 
 
-def format_duration(seconds: float | None) -> str | None:
-    """``271.8`` -> ``"4m 31s"``; hours appear when there are any."""
-    if seconds is None or seconds < 0:
-        return None
-    hours, rest = divmod(int(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes}m {secs}s"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
-
-
 # -- summarising -------------------------------------------------------------------
 
 
@@ -311,8 +299,8 @@ def _summarise(tracker: JobTracker, state: JobState, job_dir: str) -> JobSnapsho
     partitions = state.partition_counts()
     ops = state.op_counts()
     total_ops = max(len(state.ops), state.total_partitions * state.ops_per_partition)
-    status = _overall_status(state, summary, partitions)
-    start, end, duration, source = _timing(state, summary, status)
+    status = job_status(state, partitions, summary.get("status"))
+    timing = job_timing(state, summary, status)
     errors = [
         side.error
         for side in (tracker.summary, tracker.plan, tracker.partitioning)
@@ -331,9 +319,9 @@ def _summarise(tracker: JobTracker, state: JobState, job_dir: str) -> JobSnapsho
         dag_structure=_dag_structure(state),
         checkpoint_frequency=_text(summary.get("checkpoint_frequency")),
         overall_status=ProcessingStatus.of(status),
-        job_start_time=start,
-        job_end_time=end,
-        total_duration=duration,
+        job_start_time=timing.start,
+        job_end_time=timing.end,
+        total_duration=timing.duration,
         total_partitions=state.total_partitions,
         completed_partitions=partitions[Status.COMPLETED],
         failed_partitions=partitions[Status.FAILED],
@@ -345,7 +333,7 @@ def _summarise(tracker: JobTracker, state: JobState, job_dir: str) -> JobSnapsho
         checkpoint_strategy=state.checkpoint_strategy or _text(summary.get("checkpoint_strategy")),
         last_checkpoint_time=state.last_checkpoint_time,
         resumable=checkpointed > 0,
-        timing_source=source,
+        timing_source=timing.source,
         generated_at=time.time(),
         job_dir=job_dir,
         state=state,
@@ -371,39 +359,6 @@ def _dag_structure(state: JobState) -> dict[str, Any]:
         "execution_plan": dag.execution_plan,
         "metadata": dag.metadata,
     }
-
-
-def _overall_status(
-    state: JobState, summary: dict[str, Any], partitions: dict[Status, int]
-) -> Status:
-    status = state.job_status(partitions)
-    if status not in (Status.COMPLETED, Status.FAILED):
-        recorded = summary.get("status")
-        if recorded == "completed" and state.status is None:
-            return Status.COMPLETED
-        if recorded == "failed":
-            return Status.FAILED
-    return status
-
-
-def _timing(
-    state: JobState, summary: dict[str, Any], status: Status
-) -> tuple[float | None, float | None, float | None, str]:
-    start = _number(summary.get("start_time"))
-    if start is not None:
-        end = _number(summary.get("end_time"))
-        duration = _number(summary.get("duration"))
-        if duration is None and end is not None:
-            duration = end - start
-        return start, end, duration, "job_summary"
-    start = state.start_time if state.start_time is not None else state.first_event_time
-    end = state.end_time if state.status in (Status.COMPLETED, Status.FAILED) else None
-    if end is None and status == Status.FAILED:
-        end = state.last_event_time
-    duration = state.duration if state.status == Status.COMPLETED else None
-    if duration is None and start is not None and end is not None:
-        duration = end - start
-    return start, end, duration, "events"
 
 
 # -- entries -----------------------------------------------------------------------
@@ -609,7 +564,7 @@ def _head(snap: JobSnapshot) -> dict[str, Any]:
             "end_time": snap.job_end_time,
             "duration_seconds": snap.total_duration,
             "duration_formatted": format_duration(snap.total_duration),
-            "job_summary_duration": _number(summary.get("duration")),
+            "job_summary_duration": to_float(summary.get("duration")),
             "timing_source": snap.timing_source,
         },
         "progress_summary": {
@@ -759,7 +714,7 @@ def _render_batches(
     group_timed = 0
     for rows in _row_chunks(state, partitions):
         keys = _keys(rows)
-        batches = (
+        batches: tuple[list[Any] | dict[str, Any], ...] = (
             _checkpointed_batch(rows, keys),
             _partition_batch(state, rows),
             _operation_batch(rows, keys),
@@ -836,12 +791,6 @@ def _tail(snap: JobSnapshot, writer: ObjectWriter, group_timed: int) -> Iterator
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
 
 
 def _rounded(value: float | None) -> float | None:

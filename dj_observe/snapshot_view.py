@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import statistics
 from datetime import datetime
 from typing import IO
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
+from dj_observe.opstats import op_stats
 from dj_observe.snapshot import JobSnapshot, ProcessingStatus, format_duration, partition_status
 from dj_observe.state import Status
+from dj_observe.termtable import Column, FitTable, Kind
 from dj_observe.textsafe import safe_text, visible
+from dj_observe.timing import human_duration
 
 __all__ = ["print_snapshot"]
 
@@ -46,12 +47,11 @@ def _status(status: ProcessingStatus) -> Text:
 
 
 def _header(snap: JobSnapshot) -> Panel:
-    lines = Text()
-    lines.append("Status:   ")
+    lines = Text.assemble("Job:      ", safe_text(snap.job_id), "\nStatus:   ")
     lines.append_text(_status(snap.overall_status))
     lines.append(f"\nStarted:  {_when(snap.job_start_time)}")
     lines.append(f"\nEnded:    {_when(snap.job_end_time)}")
-    duration = format_duration(snap.total_duration) or "-"
+    duration = human_duration(snap.total_duration)
     lines.append(f"\nDuration: {duration} (from {snap.timing_source.replace('_', ' ')})")
     since = snap.seconds_since_last_event
     if since is not None and snap.overall_status == ProcessingStatus.IN_PROGRESS:
@@ -86,10 +86,34 @@ def _header(snap: JobSnapshot) -> Panel:
             "no per-op duration",
             style="yellow",
         )
-    return Panel(lines, title=safe_text(f"Job {snap.job_id}"), expand=False)
+    return Panel(lines, expand=False)
 
 
-def _partition_table(snap: JobSnapshot) -> Table:
+_PARTITION_COLUMNS = (
+    Column("partition", Kind.ID),
+    Column("status"),
+    Column("samples", justify="right", drop=1),
+    Column("ops done"),
+    Column("current op", Kind.ID),
+    Column("duration", justify="right", drop=2),
+)
+_FAILURE_COLUMNS = (
+    Column("partition", Kind.ID),
+    Column("op", Kind.ID),
+    Column("error", Kind.PROSE),
+)
+_OP_COLUMNS = (
+    Column("#", justify="right", drop=1),
+    Column("op", Kind.ID),
+    *(Column(header, justify="right") for header in ("done", "failed", "p50")),
+    Column("max", justify="right", drop=3),
+    Column("rows in", justify="right", drop=2),
+    Column("rows out", justify="right"),
+    Column("kept", justify="right"),
+)
+
+
+def _partition_table(snap: JobSnapshot) -> FitTable:
     state = snap.state
     parts = sorted(
         state.partitions.values(),
@@ -98,9 +122,9 @@ def _partition_table(snap: JobSnapshot) -> Table:
             part.partition_id,
         ),
     )
-    table = Table(title="Partitions", title_justify="left")
-    for column in ("partition", "status", "samples", "ops done", "current op", "duration"):
-        table.add_column(column, justify="right" if column in ("samples", "duration") else "left")
+    more = len(parts) - MAX_PARTITION_ROWS
+    caption = f"{more} more partitions not listed" if more > 0 else None
+    table = FitTable(_PARTITION_COLUMNS, title="Partitions", caption=caption)
     for part in parts[:MAX_PARTITION_ROWS]:
         entry = partition_status(state, part)
         duration = None
@@ -114,16 +138,12 @@ def _partition_table(snap: JobSnapshot) -> Table:
             safe_text(entry.current_operation or "-"),
             _seconds(duration),
         )
-    if len(parts) > MAX_PARTITION_ROWS:
-        table.caption = Text(f"{len(parts) - MAX_PARTITION_ROWS} more partitions not listed")
     return table
 
 
-def _failures(snap: JobSnapshot) -> Table | None:
+def _failures(snap: JobSnapshot) -> FitTable | None:
     state = snap.state
-    table = Table(title="Failed partitions", title_justify="left", title_style="bold red")
-    for column in ("partition", "op", "error"):
-        table.add_column(column, overflow="fold")
+    table = FitTable(_FAILURE_COLUMNS, title="Failed partitions", title_style="bold red")
     for part in sorted(state.partitions.values(), key=lambda part: part.partition_id):
         if state.partition_status(part) != Status.FAILED:
             continue
@@ -138,29 +158,20 @@ def _failures(snap: JobSnapshot) -> Table | None:
     return table if table.row_count else None
 
 
-def _op_table(snap: JobSnapshot) -> Table:
-    state = snap.state
-    by_name: dict[str, list[int]] = {}
-    for slot, name in enumerate(state.ops.name):
-        by_name.setdefault(name, []).append(slot)
-    table = Table(title="Operations", title_justify="left")
-    for column in ("#", "op", "done", "failed", "p50", "max", "rows in", "rows out", "kept"):
-        table.add_column(column, justify="left" if column == "op" else "right")
-    for idx, name in enumerate(state.op_names):
-        runs = [state.op_run(slot) for slot in by_name.get(name, [])]
-        durations = [run.duration for run in runs if run.duration is not None]
-        rows_in = sum(run.input_rows or 0 for run in runs if run.status == Status.COMPLETED)
-        rows_out = sum(run.output_rows or 0 for run in runs if run.status == Status.COMPLETED)
+def _op_table(snap: JobSnapshot) -> FitTable:
+    """Per op, as :mod:`dj_observe.opstats` counts it (rows and durations of completed runs)."""
+    table = FitTable(_OP_COLUMNS, title="Operations")
+    for idx, stats in enumerate(op_stats(snap.state).values()):
         table.add_row(
             str(idx),
-            safe_text(name),
-            str(sum(run.status == Status.COMPLETED for run in runs)),
-            str(sum(run.status == Status.FAILED for run in runs)),
-            _seconds(statistics.median(durations) if durations else None),
-            _seconds(max(durations) if durations else None),
-            f"{rows_in:,}" if rows_in else "-",
-            f"{rows_out:,}" if rows_out else "-",
-            f"{100 * rows_out / rows_in:.1f}%" if rows_in and rows_out else "-",
+            safe_text(stats.name),
+            str(stats.completed),
+            str(stats.failed),
+            _seconds(stats.p50),
+            _seconds(stats.durations[-1] if stats.durations else None),
+            f"{stats.rows_in:,}" if stats.rows_in else "-",
+            f"{stats.rows_out:,}" if stats.rows_in else "-",
+            f"{100 * stats.retention:.1f}%" if stats.retention is not None else "-",
         )
     return table
 
@@ -168,7 +179,7 @@ def _op_table(snap: JobSnapshot) -> Table:
 def print_snapshot(snap: JobSnapshot, stream: IO[str] | None = None) -> None:
     """Print the snapshot for a person: a summary panel and tables."""
     console = Console(file=stream, soft_wrap=False)
-    parts = [_header(snap)]
+    parts: list[RenderableType] = [_header(snap)]
     if snap.state.partitions:
         parts.append(_partition_table(snap))
     failures = _failures(snap)

@@ -25,7 +25,7 @@ import math
 import re
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -383,7 +383,9 @@ class JobState:
         self.checkpoints_loaded = 0
         self.events_applied = 0
         self.event_counts: dict[str, int] = {}
-        self.partitions: dict[int, PartitionState] = {}
+        self.partitions: MutableMapping[int, PartitionState] = {}
+        """By id: a dict, or for a fold restored from the fold cache, its
+        :class:`~dj_observe.partstore.StoredPartitions`."""
         self.ops = OpTable()
         self.phases: list[PhaseRun] = []
         self.phases_dropped = 0
@@ -555,6 +557,7 @@ class JobState:
         operations = meta.get("operations")
         if isinstance(operations, list) and all(isinstance(op, str) for op in operations):
             self.set_plan(operations)
+        self.start_time = _min(self.start_time, to_float(meta.get("original_start_time")))
 
     def _job_info(self, event: AnyEvent, ts: float | None) -> None:
         meta = nested(event.metadata)
@@ -564,6 +567,7 @@ class JobState:
         operations = meta.get("operations")
         if isinstance(operations, list) and all(isinstance(op, str) for op in operations):
             self.set_plan(operations)
+        self.start_time = _min(self.start_time, to_float(meta.get("original_start_time")))
 
     def _phase_start(self, event: AnyEvent, ts: float | None) -> None:
         name = _str(nested(event.metadata).get("phase"))
@@ -608,6 +612,8 @@ class JobState:
         self.resume_count += 1
         if event.process_id is not None:
             self.process_ids.add(event.process_id)
+        original = to_float(nested(event.metadata).get("original_start_time"))
+        self.start_time = _min(self.start_time, original if original is not None else ts)
 
     def _job_complete(self, event: AnyEvent, ts: float | None) -> None:
         self.status = Status.COMPLETED
@@ -704,7 +710,8 @@ class JobState:
     # -- op handlers ---------------------------------------------------------------
 
     def _op_slot(self, event: AnyEvent, ts: float | None) -> int | None:
-        part = self.partitions.get(event.partition_id)  # _partition(), its usual case inlined
+        pid = event.partition_id
+        part = None if pid is None else self.partitions.get(pid)  # _partition()'s usual case
         if part is None or ts is None or part.last_event_time is None:
             part = self._partition(event, ts)
             if part is None:
@@ -1080,6 +1087,16 @@ class JobState:
             return len(self.planned_ops)
         return self._most_ops
 
+    def op_runs_expected(self, failed: Iterable[PartitionState]) -> int:
+        """Op runs the job has when it ends: every planned partition's ops, less the ones
+        the ``failed`` partitions will never run."""
+        per_part = self.ops_per_partition
+        never = 0
+        for part in failed:
+            ran = sum(self.op_status(slot) in _TERMINAL for slot in part.ops.values())
+            never += max(0, per_part - ran)
+        return max(len(self.ops), self.total_partitions * per_part) - never
+
     def needs_plan(self) -> bool:
         """Whether a pipeline plan would tell more than the log: an op with no known
         position, or a running job none of whose partitions completed yet (so its
@@ -1275,7 +1292,7 @@ class JobState:
         Pass ``partition_counts`` when they are already known, to skip counting.
         """
         if self.status in _TERMINAL:
-            return self.status  # type: ignore[return-value]
+            return self.status
         counts = self.partition_counts() if partition_counts is None else partition_counts
         total = sum(counts.values())
         ended = counts[Status.COMPLETED] + counts[Status.FAILED]
@@ -1304,7 +1321,7 @@ class JobState:
         ops = self.ops
         status = self.op_status(slot)
         ended = status >= Status.COMPLETED
-        start = ops.start_time[slot]
+        start: float | None = ops.start_time[slot]
         start = start if start == start else None
         end = duration = error = None
         if status == Status.FAILED:
@@ -1355,11 +1372,12 @@ def _str(value: Any) -> str | None:
 
 
 def _nested(data: dict[str, Any], *keys: str) -> Any:
+    value: Any = data
     for key in keys:
-        if not isinstance(data, dict):
+        if not isinstance(value, dict):
             return None
-        data = data.get(key)
-    return data
+        value = value.get(key)
+    return value
 
 
 def _error_type(event: AnyEvent) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +59,7 @@ class SideFile:
         cls,
         path: Path,
         previous: SideFile | None = None,
-        decoder: msgspec.json.Decoder | None = None,
+        decoder: msgspec.json.Decoder[Any] | None = None,
         max_bytes: int | None = None,
     ) -> SideFile:
         """Read ``path`` unless it is unchanged since ``previous`` was read (only a regular
@@ -236,7 +237,7 @@ def plan_op_names(plan: _Plan) -> list[str]:
 
 
 @contextmanager
-def gc_paused():
+def gc_paused() -> Iterator[None]:
     """Folding allocates many small objects that never form cycles; skip GC passes meanwhile."""
     enabled = gc.isenabled()
     gc.disable()

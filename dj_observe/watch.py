@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -24,9 +24,11 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from dj_observe.snapshot import format_duration, partition_status
+from dj_observe.snapshot import partition_status
 from dj_observe.state import JobState, PartitionState, Status
+from dj_observe.termtable import Column, FitTable, Kind
 from dj_observe.textsafe import safe_text, visible
+from dj_observe.timing import ENDED, human_duration, job_status, job_timing
 from dj_observe.tracker import JobDirectoryError, JobTracker
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "Frame", "JobDirectoryError", "build_frame", "watch"]
@@ -41,7 +43,6 @@ MAX_RUNNING_ROWS = 10
 """Running partitions listed in the live view (the plain line lists up to 5)."""
 MAX_RUNNING_PLAIN = 5
 
-_TERMINAL = (Status.COMPLETED, Status.FAILED)
 _STYLE = {
     Status.COMPLETED: "green",
     Status.FAILED: "bold red",
@@ -87,7 +88,7 @@ class Frame:
 
     @property
     def ended(self) -> bool:
-        return self.status in _TERMINAL
+        return self.status in ENDED
 
     @property
     def exit_code(self) -> int:
@@ -95,9 +96,10 @@ class Frame:
 
 
 def build_frame(
-    state: JobState, now: float, stale_after: float, summary_status: object = None
+    state: JobState, now: float, stale_after: float, summary: Mapping[str, Any] | None = None
 ) -> Frame:
-    """Summarise ``state`` as seen at ``now`` (``summary_status``: ``job_summary.json``'s)."""
+    """Summarise ``state`` as seen at ``now`` (``summary``: ``job_summary.json``'s content)."""
+    summary = summary or {}
     counts = dict.fromkeys(Status, 0)
     running: list[PartitionState] = []
     failed: list[PartitionState] = []
@@ -109,21 +111,16 @@ def build_frame(
         elif status == Status.FAILED:
             failed.append(part)
     counts[Status.NOT_STARTED] += state.total_partitions - len(state.partitions)
-    job = _job_status(state, counts, summary_status)
+    job = job_status(state, counts, summary.get("status"))
 
-    per_part = state.ops_per_partition
     ops = state.op_counts()
     ops_done = ops[Status.COMPLETED] + ops[Status.FAILED]
-    skipped = 0  # ops a failed partition will never run
-    for part in failed:
-        ran = sum(state.op_status(slot) in _TERMINAL for slot in part.ops.values())
-        skipped += max(0, per_part - ran)
-    expected = max(len(state.ops), state.total_partitions * per_part)
-    remaining = 0 if job in _TERMINAL else max(0, expected - ops_done - skipped)
+    expected = state.op_runs_expected(failed)
+    remaining = 0 if job in ENDED else max(0, expected - ops_done)
 
-    elapsed = _elapsed(state, job, now)
+    elapsed = job_timing(state, summary, job).elapsed(now, state.last_event_time)
     eta: float | None = None
-    if job in _TERMINAL:
+    if job in ENDED:
         eta = 0.0
     elif elapsed is not None and ops[Status.COMPLETED]:
         eta = elapsed / ops[Status.COMPLETED] * remaining
@@ -134,7 +131,7 @@ def build_frame(
 
     stale_for = None
     last = state.last_event_time
-    if job not in _TERMINAL and last is not None and now - last > stale_after:
+    if job not in ENDED and last is not None and now - last > stale_after:
         stale_for = now - last
 
     return Frame(
@@ -155,28 +152,6 @@ def build_frame(
         stale_for=stale_for,
         events=state.events_applied,
     )
-
-
-def _job_status(state: JobState, counts: dict[Status, int], summary_status: object) -> Status:
-    status = state.job_status(counts)
-    if status not in _TERMINAL:
-        if summary_status == "completed" and state.status is None:
-            return Status.COMPLETED
-        if summary_status == "failed":
-            return Status.FAILED
-    return status
-
-
-def _elapsed(state: JobState, job: Status, now: float) -> float | None:
-    start = state.start_time if state.start_time is not None else state.first_event_time
-    if start is None:
-        return None
-    if job in _TERMINAL:
-        end = state.end_time if state.status in _TERMINAL else None
-        end = end if end is not None else state.last_event_time
-    else:  # a clock behind the log's timestamps must not make time run backwards
-        end = max(now, state.last_event_time or now)
-    return None if end is None else max(0.0, end - start)
 
 
 def _rows_out(state: JobState, op: str | None) -> int:
@@ -209,14 +184,10 @@ def _recent_failures(state: JobState, failed: list[PartitionState]) -> list[Fail
 # -- rendering ---------------------------------------------------------------------
 
 
-def _duration(seconds: float | None) -> str:
-    return format_duration(seconds) or "-"
-
-
 def _eta(frame: Frame) -> str:
     if frame.ended:
         return "-"
-    return "unknown" if frame.eta is None else _duration(frame.eta)
+    return "unknown" if frame.eta is None else human_duration(frame.eta)
 
 
 def _rate(frame: Frame) -> str:
@@ -225,7 +196,7 @@ def _rate(frame: Frame) -> str:
 
 def plain_line(frame: Frame) -> str:
     """``[12.3s] in_progress partitions 3/8 ops 20/64 eta 4s rows/s 1234 running p3:op ...``"""
-    elapsed = "-" if frame.elapsed is None else f"{frame.elapsed:.1f}s"
+    elapsed = human_duration(frame.elapsed)
     running = ",".join(_plain_running(*entry) for entry in frame.running[:MAX_RUNNING_PLAIN]) or "-"
     if len(frame.running) > MAX_RUNNING_PLAIN:
         running += f",+{len(frame.running) - MAX_RUNNING_PLAIN}"
@@ -263,12 +234,19 @@ def _bar(label: str, done: int, total: int, failed: int) -> tuple[Text, Progress
     )
 
 
+_RUNNING_COLUMNS = (Column("partition", Kind.ID, justify="right"), Column("current op", Kind.ID))
+_FAILURE_COLUMNS = (
+    Column("partition", Kind.ID, justify="right"),
+    Column("op", Kind.ID),
+    Column("error", Kind.PROSE),
+)
+
+
 def render_frame(frame: Frame, job_dir: Path) -> RenderableType:
     """The live view of one frame."""
-    head = Text()
-    head.append("Status:    ")
+    head = Text.assemble("Job dir:   ", safe_text(job_dir), "\nStatus:    ")
     head.append(frame.status.label, style=_STYLE[frame.status])
-    head.append(f"\nElapsed:   {_duration(frame.elapsed)}")
+    head.append(f"\nElapsed:   {human_duration(frame.elapsed)}")
     head.append(f"\nTime left: {_eta(frame)}")
     head.append(f"\nRows/s:    {_rate(frame)}")
     if frame.last_op:
@@ -282,19 +260,14 @@ def render_frame(frame: Frame, job_dir: Path) -> RenderableType:
     bars.add_row(*_bar("op runs", frame.ops_done, frame.ops_total, frame.ops_failed))
     parts: list[RenderableType] = [head, Text(), bars]
     if frame.running:
-        table = Table(title="Running", title_justify="left")
-        table.add_column("partition", justify="right")
-        table.add_column("current op")
+        more = len(frame.running) - MAX_RUNNING_ROWS
+        caption = f"{more} more running" if more > 0 else None
+        table = FitTable(_RUNNING_COLUMNS, title="Running", caption=caption)
         for pid, op, done in frame.running[:MAX_RUNNING_ROWS]:
             table.add_row(str(pid), safe_text(op or (f"- (after {done})" if done else "-")))
-        if len(frame.running) > MAX_RUNNING_ROWS:
-            table.caption = Text(f"{len(frame.running) - MAX_RUNNING_ROWS} more running")
         parts.append(table)
     if frame.failures:
-        table = Table(title="Recent failures", title_justify="left", title_style="bold red")
-        table.add_column("partition", justify="right")
-        table.add_column("op")
-        table.add_column("error", overflow="fold")
+        table = FitTable(_FAILURE_COLUMNS, title="Recent failures", title_style="bold red")
         for failure in frame.failures:
             table.add_row(
                 str(failure.partition_id),
@@ -302,7 +275,7 @@ def render_frame(frame: Frame, job_dir: Path) -> RenderableType:
                 safe_text(failure.error or "-"),
             )
         parts.append(table)
-    return Panel(Group(*parts), title=safe_text(f"dj-observe watch {job_dir}"), expand=False)
+    return Panel(Group(*parts), title="dj-observe watch", expand=False)
 
 
 WAITING_REMINDER = 30.0
@@ -448,4 +421,4 @@ def _poll(tracker: JobTracker, clock: Callable[[], float], stale_after: float) -
             raise
         return None
     summary = tracker.summary.data if tracker.summary and tracker.summary.data else {}
-    return build_frame(state, clock(), stale_after, summary.get("status"))
+    return build_frame(state, clock(), stale_after, summary)

@@ -1,30 +1,43 @@
-"""Regenerate ``docs/report.png``: the report of a 6-partition job with one failure.
+"""Regenerate ``docs/report.png``: the report of the demo job with one failed partition.
 
 Run from the repository root with the package installed: ``python docs/make_screenshot.py``.
-Needs Debian's ``chromium`` (``apt-get install chromium``); runs it headless with the
+Runs the bundled demo (``dj-observe run demo``, about 20 s on a local Ray runtime) in a
+temporary directory with partition 2 failing at its sixth op, writes its report, and
+renders it with Debian's ``chromium`` (``apt-get install chromium``) headless with the
 network blocked, exactly as ``tests/test_report.py`` does.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from dj_observe.report import chromium_command, write_report
-from dj_observe.synthetic import JobSpec, write_job
+from dj_observe.runner.executor import FAIL_ENV
 
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parent / "report.png"
 MAX_BYTES = 300_000
+FAILING = "2:5:2"
+"""Partition 2 fails at op 5 on both of its attempts (the demo retries once)."""
 
 
 def main() -> int:
-    """Write the job, its report and the screenshot; returns the exit code."""
+    """Run the job, write its report and the screenshot; returns the exit code."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        job = write_job(root / "outputs", JobSpec(partitions=6, failed_partitions={2: 3}))
+        env = {**os.environ, FAIL_ENV: FAILING}
+        env.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        run = [sys.executable, "-m", "dj_observe.cli", "run", "demo", "--job-id", "demo"]
+        done = subprocess.run(run, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        job = root / "outputs" / "demo" / "demo"
+        if not (job / "events.jsonl").exists():
+            print(f"the demo job did not run (exit {done.returncode}):", file=sys.stderr)
+            print(done.stderr[-2000:], file=sys.stderr)
+            return 1
         page = write_report(job, root / "report.html")
         png = root / "report.png"
         command = chromium_command(

@@ -38,7 +38,7 @@ pytestmark = pytest.mark.timeout(300)
 REPO = Path(__file__).resolve().parents[1]
 ALERTMANAGER_CONFIG = REPO / "prometheus" / "alertmanager.yml"
 PROMETHEUS_CONFIG = REPO / "prometheus" / "prometheus.yml"
-README_URL = "https://github.com/dj-observe/dj-observe/blob/main/README.md"
+RUNBOOKS_URL = "https://github.com/dj-observe/dj-observe/blob/main/docs/runbooks.md"
 DELIVERY_TIMEOUT = 90.0
 """Upper bound of the wait for a notification (a scrape, an evaluation, a group flush: ~3 s)."""
 
@@ -252,11 +252,12 @@ def test_a_failed_partition_reaches_the_webhook_and_its_resume_resolves_it(
         assert partition["annotations"]["summary"] == (
             f"Partition {FAILED_PARTITION} of job {JOB_ID} failed"
         )
-        assert partition["annotations"]["runbook_url"] == f"{README_URL}#runbook-djpartitionfailed"
+        runbook = partition["annotations"]["runbook_url"]
+        assert runbook == f"{RUNBOOKS_URL}#runbook-djpartitionfailed"
         job = firing["DjJobFailed"]
         assert job["path"] == "/dj-critical"
         assert job["annotations"]["summary"] == f"Job {JOB_ID} failed"
-        assert job["annotations"]["runbook_url"] == f"{README_URL}#runbook-djjobfailed"
+        assert job["annotations"]["runbook_url"] == f"{RUNBOOKS_URL}#runbook-djjobfailed"
 
         code, out, err = run_cli("run", str(config), "--job-id", JOB_ID)
         assert code == 0, out + err  # resumed: the failed partition completed

@@ -326,3 +326,14 @@ def test_instrumented_process_without_data_juicer_runs_normally():
         check=False,
     )
     assert result.returncode == 0 and result.stdout.strip() == "fine", result.stderr
+
+
+def test_a_resumed_jobs_duration_spans_its_runs_live_and_offline(jobs):
+    """The live metric of the resumed run and the snapshot of both runs: one duration,
+    from the first run's start."""
+    resumed, first = jobs["resumed"], jobs["failed"]
+    timing = resumed.snapshot["timing"]
+    assert timing["start_time"] == first.snapshot["timing"]["start_time"]
+    live = any_sample(samples(resumed.metrics), "dj_job_duration_seconds", job_id="failing1")
+    assert live is not None and live == timing["duration_seconds"]
+    assert timing["end_time"] - timing["start_time"] == live

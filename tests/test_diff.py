@@ -24,6 +24,9 @@ from dj_observe.serve import JobsExporter
 pytestmark = pytest.mark.timeout(300)
 
 REPO = Path(__file__).resolve().parents[1]
+ROWS_ONLY = ("--duration-floor", "3600")
+"""These runs differ in their rows only: their timings, on a machine the other tests load,
+are noise, so durations are left out of the drift these tests expect."""
 FILTER = "text_length_filter"
 RUNS = {  # job id -> (pipeline, min_len of the filter), in the order they run
     "n1": ("nightly", 20),
@@ -32,6 +35,12 @@ RUNS = {  # job id -> (pipeline, min_len of the filter), in the order they run
     "s1": ("steady", 20),
     "s2": ("steady", 20),
 }
+
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The diff's tables take the terminal's width; these tests read one row an op."""
+    monkeypatch.setenv("COLUMNS", "200")
 
 
 @pytest.fixture(scope="module")
@@ -99,33 +108,41 @@ def test_diff_names_the_changed_filter_with_both_retentions(outputs):
 
 
 def test_fail_on_drift_sets_the_exit_code(outputs):
-    same = run_cli("diff", job(outputs, "n1"), job(outputs, "n2"), "--fail-on-drift")
+    same = run_cli("diff", job(outputs, "n1"), job(outputs, "n2"), "--fail-on-drift", *ROWS_ONLY)
     assert same[0] == 0 and same[1].splitlines()[-1] == "no drift", same
     changed = run_cli("diff", job(outputs, "n2"), job(outputs, "n3"), "--fail-on-drift")
     assert changed[0] == 1, changed
     # A loose enough threshold lets the changed filter pass.
     loose = run_cli(
-        "diff", job(outputs, "n2"), job(outputs, "n3"), "--fail-on-drift", "--threshold", "0.9"
+        "diff",
+        job(outputs, "n2"),
+        job(outputs, "n3"),
+        "--fail-on-drift",
+        "--threshold",
+        "0.9",
+        *ROWS_ONLY,
     )
     assert loose[0] == 0, loose
 
 
 def test_diff_against_the_baseline_of_earlier_jobs(outputs):
     code, document = diff_json(
-        job(outputs, "n3"), "--baseline", str(outputs), "--last", "2", "--fail-on-drift"
+        job(outputs, "n3"), "--baseline", str(outputs), "--last", "2", "--fail-on-drift", *ROWS_ONLY
     )
     assert code == 1
     assert document["a"]["jobs"] == ["n1", "n2"]  # the jobs of the pipeline before it
     assert document["b"]["label"] == "n3"
     assert [entry["op"] for entry in document["ops"] if entry["drift"]] == [FILTER]
-    code, document = diff_json(job(outputs, "n2"), "--baseline", str(outputs), "--last", "1")
+    code, document = diff_json(
+        job(outputs, "n2"), "--baseline", str(outputs), "--last", "1", *ROWS_ONLY
+    )
     assert code == 0 and document["a"]["jobs"] == ["n1"] and not document["drift"]
 
 
 def test_report_shows_the_baseline_in_its_ops(outputs, tmp_path):
     page = tmp_path / "report.html"
     code, _, err = run_cli(
-        "report", job(outputs, "n3"), "-o", str(page), "--baseline", str(outputs)
+        "report", job(outputs, "n3"), "-o", str(page), "--baseline", str(outputs), *ROWS_ONLY
     )
     assert code == 0, err
     html = page.read_text()
@@ -145,12 +162,41 @@ def test_report_shows_the_baseline_in_its_ops(outputs, tmp_path):
         (["A", "B", "--threshold", "-1"], "--threshold must be a number, 0 or more"),
         (["A", "B", "--threshold", "nan"], "--threshold must be a number, 0 or more"),
         (["A", "--baseline", "D", "--last", "0"], "--last must be at least 1"),
+        (["A", "B", "--duration-floor", "-1"], "--duration-floor must be a number of seconds"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message):
     code, out, err = run_cli("diff", *argv)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_slower_op_drifts_past_the_duration_floor_only(tmp_path):
+    for job_id, seconds in (("fast", 1.0), ("slow", 8.0)):
+        write_log(
+            tmp_path / job_id,
+            [
+                ev("job_start", 1.0, job_id=job_id),
+                ev("op_start", 2.0, job_id=job_id, partition_id=0, operation_name="slow_mapper"),
+                ev(
+                    "op_complete",
+                    2.0 + seconds,
+                    job_id=job_id,
+                    partition_id=0,
+                    operation_name="slow_mapper",
+                    duration=seconds,
+                    input_rows=100,
+                    output_rows=100,
+                ),
+                ev("job_complete", 3.0 + seconds, job_id=job_id),
+            ],
+        )
+    a, b = str(tmp_path / "fast"), str(tmp_path / "slow")
+    code, document = diff_json(a, b, "--fail-on-drift")  # 7 s slower: past the 5 s default
+    assert code == 1 and document["duration_floor"] == 5
+    assert by_op(document)["slow_mapper"]["p50_seconds"]["drift"]
+    code, document = diff_json(a, b, "--fail-on-drift", "--duration-floor", "10")
+    assert code == 0 and not document["drift"]
 
 
 def test_an_op_name_with_control_characters_is_escaped(tmp_path):

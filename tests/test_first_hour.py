@@ -82,9 +82,9 @@ def test_jobs_never_cuts_a_job_id_at_80_columns(tmp_path, monkeypatch):
     _, out, _ = _run("jobs", str(outputs))
     assert max(len(line) for line in out.splitlines()) <= 80
     assert "…" not in out
-    assert job_id in "".join(line.strip("│ ") for line in out.splitlines())  # wrapped, whole
-    below = out.split("work dirs:")[1].replace("\n", "")
-    assert f"  {job_id}  {outputs / job_id}" in below  # its work dir, whole, below the table
+    assert any(job_id in line for line in out.splitlines())  # whole, on a line
+    flat = "".join(line.strip() for line in out.splitlines())
+    assert str(outputs / job_id) in flat  # its work dir, longer than a line: folded, whole
 
 
 def test_an_environment_setting_the_config_overrides_is_said_once(monkeypatch):
@@ -111,3 +111,26 @@ def test_the_reports_summary_counts_in_the_right_number(tmp_path):
     assert _run("report", str(job), "-o", str(page))[0] == 0
     html = page.read_text()
     assert "0 job restarts, 1 partition resumed, 1 partition with more than one attempt" in html
+
+
+def test_a_failed_ops_rows_read_the_same_in_the_snapshot_and_the_report(tmp_path, monkeypatch):
+    """Rows and retention count the completed runs only, in every view."""
+    monkeypatch.setenv("COLUMNS", "200")  # the op table with every column
+    job = write_job(tmp_path / "outputs", JobSpec(partitions=4, failed_partitions={1: 2, 3: 2}))
+    text = _run("snapshot", str(job), "--human-readable")[1]
+    page = tmp_path / "r.html"
+    assert _run("report", str(job), "-o", str(page))[0] == 0
+    failed_op = JobSpec().ops[2]
+    row = re.search(rf'<tr class="op-failed" data-op="{failed_op}">(.*?)</tr>', page.read_text())
+    assert row is not None
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
+    runs, completed, failed, rows_in, rows_out, kept = (cells[i] for i in (1, 2, 3, 7, 8, 9))
+    assert (runs, completed, failed) == ("4", "2", "2")
+    first_op_in = re.search(r"^│ 0 │.*?│ +[\d.]+s │ +[\d.]+s │ +([\d,]+) │", text, re.MULTILINE)
+    assert first_op_in is not None and int(rows_in.replace(",", "")) < int(
+        first_op_in.group(1).replace(",", "")
+    )  # half the partitions' rows: the failed runs' input is not counted
+    line = re.search(r"^│ 2 │.*$", text, re.MULTILINE)
+    assert line is not None
+    numbers = re.findall(r"[\d,.]+%?", line.group(0).split("│", 3)[3])
+    assert numbers[:2] == [completed, failed] and numbers[-3:] == [rows_in, rows_out, kept], line

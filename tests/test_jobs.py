@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from support import ev, log_lines, write_log
 
+from dj_observe.events import parse_line
 from dj_observe.jobs import JobInfo, JobUtils, find_job_dirs, list_running_jobs
 from dj_observe.synthetic import JobSpec, write_job
 from dj_observe.tracker import JobDirectoryError
@@ -150,6 +152,26 @@ def test_load_event_logs_of_one_job(outputs):
     assert events[0].event_type == "job_start"
     assert {event.job_id for event in events} == {"job_b"}
     assert "partition_failed" in {event.event_type for event in events}
+
+
+def test_load_event_logs_returns_whole_events(tmp_path):
+    line = ev(
+        "op_failed",
+        1.0,
+        job_id="job_d",
+        message="Operation a_mapper failed",
+        metadata={"error_type": "ValueError"},
+        stack_trace="Traceback ...",
+        retry_count=1,
+        node="worker-3",
+    )
+    write_log(tmp_path / "job_d", [line])
+    assert JobUtils(tmp_path).load_event_logs() == [parse_line(json.dumps(line))]
+    (event,) = JobUtils(tmp_path).load_event_logs()
+    assert event.message == "Operation a_mapper failed"
+    assert event.metadata == {"error_type": "ValueError"}
+    assert (event.stack_trace, event.retry_count) == ("Traceback ...", 1)
+    assert event.extra == {"node": "worker-3"}
 
 
 def test_load_event_logs_of_unknown_job_is_empty(outputs):

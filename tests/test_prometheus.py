@@ -41,7 +41,8 @@ CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
 RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 DASHBOARDS = REPO / "grafana" / "dashboards"
-README_URL = "https://github.com/dj-observe/dj-observe/blob/main/README.md"
+REPO_URL = "https://github.com/dj-observe/dj-observe/blob/main/"
+RUNBOOKS_URL = REPO_URL + "docs/runbooks.md"
 
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
@@ -93,7 +94,7 @@ def test_recording_rules_are_the_ones_the_dashboards_use() -> None:
 
 
 def test_alerts_follow_the_mixin_conventions() -> None:
-    """CamelCase with the Dj prefix, a severity, summary, description and a README runbook."""
+    """CamelCase with the Dj prefix, a severity, summary, description and a runbook."""
     alerts = rules("alert")
     assert len(alerts) == 7
     for rule in alerts:
@@ -101,7 +102,7 @@ def test_alerts_follow_the_mixin_conventions() -> None:
         assert re.fullmatch(r"Dj(?:[A-Z][a-z0-9]+)+", name), name
         assert rule["labels"]["severity"] in ("critical", "warning"), name
         assert {"summary", "description", "runbook_url"} <= set(rule["annotations"]), name
-        assert rule["annotations"]["runbook_url"] == f"{README_URL}#runbook-{name.lower()}"
+        assert rule["annotations"]["runbook_url"] == f"{RUNBOOKS_URL}#runbook-{name.lower()}"
 
 
 def test_every_alert_has_a_firing_and_a_silent_unit_test() -> None:
@@ -376,7 +377,7 @@ def test_live_partition_failed_alert_fires(live: LivePrometheus) -> None:
         f'Job {FAILED_JOB} (pipeline "{PIPELINE}"): partition {FAILED_PARTITION} failed in op '
         f"{DEFAULT_OPS[FAILED_OP_INDEX]} with RuntimeError."
     )
-    assert annotations["runbook_url"] == f"{README_URL}#runbook-djpartitionfailed"
+    assert annotations["runbook_url"] == f"{RUNBOOKS_URL}#runbook-djpartitionfailed"
 
 
 def test_live_job_failed_alert_fires_for_the_failed_job_only(live: LivePrometheus) -> None:
@@ -454,21 +455,26 @@ def test_live_every_dashboard_query_returns_data(live: LivePrometheus) -> None:
     )
 
 
-def test_every_runbook_url_points_at_a_readme_heading():
-    """Each alert's runbook_url anchor is the GitHub anchor of a README heading."""
-    import re
+def markdown_anchors(path: Path) -> set[str]:
+    """GitHub's anchors of the headings of a Markdown file (code blocks left out)."""
+    anchors, fenced = set(), False
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif line.startswith("#") and not fenced:
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^a-z0-9 -]", "", title).replace(" ", "-"))
+    return anchors
 
-    import yaml
 
-    root = Path(__file__).resolve().parent.parent
-    headings = {
-        re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
-        for line in (root / "README.md").read_text().splitlines()
-        if line.startswith("#")
-    }
-    rules = yaml.safe_load((root / "prometheus" / "rules" / "alerts.yml").read_text())
-    alerts = [rule for group in rules["groups"] for rule in group["rules"] if "alert" in rule]
+def test_every_runbook_url_points_at_a_heading_of_the_runbooks():
+    """Each alert's runbook_url is a file of this repository and the anchor of one of its
+    headings, followed into the file the URL names."""
+    alerts = rules("alert")
     assert alerts
     for alert in alerts:
-        anchor = alert["annotations"]["runbook_url"].rsplit("#", 1)[1]
-        assert anchor in headings, (alert["alert"], anchor)
+        url, anchor = alert["annotations"]["runbook_url"].rsplit("#", 1)
+        assert url.startswith(REPO_URL), url
+        page = REPO / url.removeprefix(REPO_URL)
+        assert page.is_file(), url
+        assert anchor in markdown_anchors(page), (alert["alert"], anchor)

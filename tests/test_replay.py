@@ -231,3 +231,14 @@ def test_cli_directory_without_a_log_exits_2(tmp_path):
 
     assert code == 2
     assert err.startswith("dj-observe: error: ")
+
+
+def test_a_replay_carries_the_pipeline_the_hook_was_given(tmp_path):
+    """``ObservabilityHook(pipeline=...)`` labels the live metrics; the log says so too."""
+    job_dir = tmp_path / "job"
+    with ObservabilityHook({}, work_dir=job_dir, job_id="job1", pipeline="nightly") as hook:
+        hook.job_start()
+        hook.job_complete(duration=1.0)
+    out = StringIO()
+    assert main(["replay", str(job_dir)], stdout=out, stderr=StringIO()) == 0
+    assert 'dj_job_status{job_id="job1",pipeline="nightly",state="completed"} 1.0' in out.getvalue()

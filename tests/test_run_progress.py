@@ -85,3 +85,27 @@ def test_plain_lines_keep_coming_while_nothing_happens(tmp_path, monkeypatch):
     lines = progress_lines(out.getvalue())
     assert len(lines) >= 3, lines
     assert set(lines) == {"partitions 0/1 (none failed), op runs 0/1, 1 partition running"}
+
+
+def test_a_failed_partitions_ops_that_never_run_leave_the_op_total(tmp_path):
+    """Partition 1 fails at its first of two ops: the job ends at 3 of 3 op runs, as watch says."""
+    out = StringIO()
+    with (
+        ObservabilityHook(QUIET_HOOK, work_dir=tmp_path, job_id="j1") as hook,
+        RunProgress(out) as progress,
+    ):
+        hook.job_start(metadata={"num_partitions": 2, "operations": ["a_mapper", "b_mapper"]})
+        for pid in range(2):
+            hook.partition_start(pid)
+            hook.op_start(pid, "a_mapper", 0)
+        hook.op_failed(1, "a_mapper", 0, "boom")
+        hook.partition_failed(1, "boom")
+        progress.update(hook)
+        hook.op_complete(0, "a_mapper", 0)
+        hook.op_start(0, "b_mapper", 1)
+        hook.op_complete(0, "b_mapper", 1)
+        hook.partition_complete(0)
+        progress.update(hook)
+    assert progress_lines(out.getvalue())[-1] == "partitions 2/2 (1 failed), op runs 3/3"
+    code, text, _ = run_cli("watch", str(tmp_path))
+    assert code == 4 and " ops 3/3 " in text, text  # 4: the job failed

@@ -20,9 +20,11 @@ from dj_observe.config import ConfigError
 from dj_observe.runner.config import load_config, parse_config
 from dj_observe.runner.executor import FAIL_ENV, run_job
 from dj_observe.snapshot import ProcessingSnapshotAnalyzer
+from dj_observe.tracker import JobTracker
 
 pytestmark = pytest.mark.timeout(240)
 
+PHASES = ("ray_start", "dataset_load", "partitioning", "export")
 OPS = [
     {"clean_links_mapper": {}},
     {"clean_email_mapper": {}},
@@ -168,6 +170,14 @@ def test_a_resumed_job_matches_an_uninterrupted_run(tmp_path, ray_runtime, monke
     assert doc["overall_status"] == "completed"
     assert doc["metadata"]["resumed_runs"] >= 1
     assert doc["progress_summary"]["completed_partitions"] == 4
+    # the job's time runs from its first start, in the summary, the events and the result
+    events = _rows(second.job_dir / "events.jsonl")
+    began = next(e for e in events if e["event_type"] == "job_start")["timestamp"]
+    ended = [e for e in events if e["event_type"] == "job_complete"][-1]
+    summary = json.loads((second.job_dir / "job_summary.json").read_text())
+    assert summary["start_time"] == doc["timing"]["start_time"] == began
+    assert summary["duration"] == ended["duration"] == second.duration > first.duration
+    assert ended["timestamp"] - began == second.duration
 
 
 def test_run_cli_prints_the_summary_and_where_things_are(tmp_path, ray_runtime):
@@ -185,6 +195,50 @@ def test_run_cli_prints_the_summary_and_where_things_are(tmp_path, ray_runtime):
     text = out.getvalue()
     assert "Job cli1 completed" in text and "traces.otlp.jsonl" in text
     assert pq.read_table(tmp_path / "result.parquet").num_rows > 0
+    _every_view_tells_one_duration(tmp_path, tmp_path / "jobs" / "cli1")
+    _the_time_outside_the_ops_is_labelled(tmp_path, tmp_path / "jobs" / "cli1")
+
+
+def _the_time_outside_the_ops_is_labelled(tmp_path: Path, job: Path) -> None:
+    """Ray's start, the load, the partitioning and the export are phases of the job."""
+    state = JobTracker(job, workers=1).refresh()
+    phases = [(phase.name, phase.partition_id) for phase in state.phases]
+    assert phases == [(name, None) for name in PHASES], phases
+    first_op = min(
+        run.start_time
+        for part in state.partitions.values()
+        for run in state.op_runs(part)
+        if run.start_time is not None
+    )
+    loaded = state.phases[1]
+    assert state.start_time == state.phases[0].start_time
+    assert loaded.end_time is not None and loaded.end_time <= first_op
+    html = (tmp_path / "r.html").read_text()
+    assert all(f'data-phase="{name}"' in html for name in PHASES)
+
+
+def _every_view_tells_one_duration(tmp_path: Path, job: Path) -> None:
+    """The snapshot, its human view, the report, watch and the replayed metric: one number."""
+    summary = json.loads((job / "job_summary.json").read_text())
+    events = [json.loads(line) for line in (job / "events.jsonl").read_text().splitlines()]
+    ends = {e["event_type"]: e for e in events if e["event_type"] in ("job_start", "job_complete")}
+    assert ends["job_start"]["timestamp"] == summary["start_time"]  # started with the command
+    assert ends["job_complete"]["duration"] == summary["duration"]
+    duration = summary["duration"]
+    shown = f"{duration:.1f}s"
+
+    def cli(*argv: str) -> str:
+        out = StringIO()
+        assert main(list(argv), stdout=out, stderr=StringIO()) == 0
+        return out.getvalue()
+
+    assert json.loads(cli("snapshot", str(job)))["timing"]["duration_seconds"] == duration
+    assert f"Duration: {shown} " in cli("snapshot", str(job), "--human-readable")
+    assert cli("watch", str(job)).startswith(f"[{shown}] completed ")
+    replayed = cli("replay", str(job))
+    assert f'dj_job_duration_seconds{{job_id="cli1",pipeline="cli"}} {duration!r}' in replayed
+    cli("report", str(job), "-o", str(tmp_path / "r.html"))
+    assert f"<td>Duration</td><td>{shown}</td>" in (tmp_path / "r.html").read_text()
 
 
 def test_logs_follow_the_spec_layout(tmp_path, ray_runtime):

@@ -17,7 +17,7 @@ from dj_observe.tracker import JobDirectoryError
 from dj_observe.watch import EXIT_FAILED, EXIT_INTERRUPTED, watch
 
 START = JobSpec().start_time
-LINE = re.compile(r"^\[[\d.]+s\] (\w+) partitions (\d+)/(\d+) ops (\d+)/(\d+) ")
+LINE = re.compile(r"^\[[^\]]+\] (\w+) partitions (\d+)\/(\d+) ops (\d+)\/(\d+) ")
 
 
 def _lines_of(tmp_path: Path, **spec: object) -> list[str]:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import msgspec
 
@@ -90,7 +90,8 @@ def process_first_seen(work_dir: str | os.PathLike[str]) -> dict[int, float | No
         if not _is_int(pid) or pid <= 0:
             continue
         ts = float(ts) if _is_number(ts) else None
-        if pid not in seen or (ts is not None and (seen[pid] is None or ts < seen[pid])):
+        known = seen.get(pid)
+        if pid not in seen or (ts is not None and (known is None or ts < known)):
             seen[pid] = ts
     return seen
 
@@ -352,7 +353,7 @@ def list_running_jobs(base_dir: str = DEFAULT_BASE_DIR) -> list[dict[str, Any]]:
     return sorted(jobs, key=lambda job: job["start_time"] or 0, reverse=True)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -19,7 +19,8 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from dj_observe.logging import close_logger, setup_logger
 from dj_observe.redact import Redactor, redact_yaml
 from dj_observe.runner.config import JobConfig
 from dj_observe.runner.dataset import load_dataset, write_table
-from dj_observe.runner.ops import build_op
+from dj_observe.runner.ops import build_global_op, build_op
 from dj_observe.runner.ray_runtime import start_ray
 from dj_observe.runner.resources import PartitionSizeOptimizer
 from dj_observe.runner.worker import SegmentResult, SegmentTask, checkpoint_path, run_segment
@@ -139,7 +140,7 @@ class _Driver:
         number: int,
         sources: dict[int, str],
         masks: dict[int, list[bool]] | None,
-        fingerprint_next: tuple[str, dict] | None,
+        fingerprint_next: tuple[str, dict[str, Any]] | None,
         ops_by_pid: dict[int, list[tuple[int, str, dict[str, Any]]]],
     ) -> dict[int, SegmentResult]:
         """Run one segment on every partition in ``sources``; retries failed partitions."""
@@ -151,9 +152,9 @@ class _Driver:
         )
         results: dict[int, SegmentResult] = {}
         stage = self.job_dir / "stages" / f"segment_{number}"
-        pending: dict[Any, int] = {}
+        pending: dict[ray.ObjectRefGenerator, int] = {}
 
-        def submit(pid: int, source: str, ops: list) -> None:
+        def submit(pid: int, source: str, ops: list[tuple[int, str, dict[str, Any]]]) -> None:
             attempt = self.attempts[pid] = self.attempts.get(pid, 0) + 1
             fault = self.faults.get(pid)
             fail_at = {}
@@ -180,7 +181,9 @@ class _Driver:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             generator = ready[0]
+            assert isinstance(generator, ray.ObjectRefGenerator)  # pending holds nothing else
             pid = pending[generator]
+            item: dict[str, Any] | SegmentResult
             try:
                 item = ray.get(next(generator))
             except StopIteration:
@@ -212,7 +215,9 @@ class _Driver:
                 self.failed[pid] = item.error or "failed"
         return results
 
-    def _last_checkpoint(self, pid: int, segment: _Segment) -> tuple[str, list] | None:
+    def _last_checkpoint(
+        self, pid: int, segment: _Segment
+    ) -> tuple[str, list[tuple[int, str, dict[str, Any]]]] | None:
         """The latest checkpoint inside ``segment`` and the ops after it."""
         for position in range(len(segment.ops) - 1, -1, -1):
             index, name, _ = segment.ops[position]
@@ -242,7 +247,8 @@ def run_job(
     logger.info("job {} in {} ({})", job_id, job_dir, "resuming" if resuming else "new")
     try:
         start_ray(ray_address, config.np)
-        return _run(config, job_id, job_dir, hook, resuming, started, progress)
+        ray_up = time.time()
+        return _run(config, job_id, job_dir, hook, resuming, (started, ray_up), progress)
     finally:
         hook.close()
         close_logger()
@@ -254,12 +260,17 @@ def _run(
     job_dir: Path,
     hook: ObservabilityHook,
     resuming: bool,
-    started: float,
+    ray_start: tuple[float, float],
     progress: Callable[[], None],
 ) -> JobResult:
+    started, ray_up = ray_start
     _backup_config(config, job_dir, hook.redact)
-    previous = JobTracker(job_dir, workers=1).refresh().partitions if resuming else {}
+    earlier = JobTracker(job_dir, workers=1).refresh() if resuming else None
+    previous = earlier.partitions if earlier else {}
+    # a resumed job's time runs from its first start, as the snapshot of its logs tells it
+    job_started = earlier.start_time if earlier and earlier.start_time is not None else started
     table, size, plan, partitions = _plan_partitions(config, job_dir, resuming)
+    planned = time.time()
     count = len(partitions) if table is None else max(1, -(-table.num_rows // size))
     results_dir = job_dir / "results"
     done = {
@@ -279,20 +290,25 @@ def _run(
         "config_file": [config.source] if config.source else None,
         "is_resuming": resuming,
         "partitioning": plan,
+        **({"original_start_time": job_started} if resuming else {}),
     }
     if resuming:
         hook.emit(
             "job_restart",
             message=f"Job {job_id} resumed: {len(done)} of {count} partitions already completed",
             metadata=meta,
+            timestamp=started,
         )
-    else:
-        hook.job_start(message=f"Job {job_id} started", metadata=meta)
+    else:  # the job started with the command, before the Ray runtime was up (as its summary says)
+        hook.job_start(message=f"Job {job_id} started", metadata=meta, timestamp=started)
+    _log_phase(hook, "ray_start", started, ray_up)  # both timed before the log began
+    _log_phase(hook, "dataset_load", ray_up, planned)
     _write_plan(config, job_dir, hook, count)
     if table is not None:
-        partitions = _write_partitions(table, size, job_dir, hook)
+        with _phase(hook, "partitioning"):
+            partitions = _write_partitions(table, size, job_dir, hook)
         del table
-    _write_summary(config, job_dir, job_id, "running", started)
+    _write_summary(config, job_dir, job_id, "running", job_started)
     driver = _Driver(config, job_id, hook, job_dir, progress)
     segments = _segments(config.ops)
     sources: dict[int, str] = {}
@@ -343,7 +359,7 @@ def _run(
         result.with_name(f".{result.name}.tmp").replace(result)
         hook.partition_complete(pid, output_rows=pq.read_metadata(path).num_rows)
         progress()
-    return _finish(config, job_dir, job_id, hook, driver, partitions, started, resuming)
+    return _finish(config, job_dir, job_id, hook, driver, partitions, job_started, resuming)
 
 
 def _remaining(
@@ -361,7 +377,7 @@ def _stage_fingerprints(
 ) -> dict[int, list[str]]:
     """Fingerprints of partitions that completed in an earlier run (their stage files)."""
     prints = {}
-    dedup = build_op(op[0], {"text_key": config.text_key, **op[1]})
+    dedup = build_global_op(op[0], {"text_key": config.text_key, **op[1]})
     for pid in pids:
         stage = job_dir / "stages" / f"segment_{number}" / f"partition_{pid:06d}.parquet"
         if stage.exists():
@@ -395,26 +411,29 @@ def _finish(
     results = sorted((job_dir / "results").glob("partition_*.parquet"))
     failed = sorted(driver.failed)
     complete = len(results) == len(partitions)
-    export = Path(config.export_path)
-    duration = time.time() - started
+    export: Path | None = None
     if complete or (failed and config.on_partition_failure == "continue"):
-        rows = _export([str(path) for path in results], export)
+        export = Path(config.export_path)
+        with _phase(hook, "export"):
+            rows = _export([str(path) for path in results], export)
         hook.emit(
             "processing_complete",
             message=f"Exported {rows} rows to {export}",
             output_path=str(export),
             metadata={"output_rows": rows},
         )
-    else:
-        export = None
+    ended = time.time()  # the job's one end: its last event and its summary both say so
+    duration = ended - started
     if failed:
         error = f"{len(failed)} partition(s) failed: " + "; ".join(
             f"partition {pid}: {driver.failed[pid]}" for pid in failed[:3]
         )
-        hook.job_failed(error, duration=duration)
+        hook.job_failed(error, duration=duration, timestamp=ended)
         status = "failed"
     else:
-        hook.job_complete(duration=duration, output_path=str(export) if export else None)
+        hook.job_complete(
+            duration=duration, timestamp=ended, output_path=str(export) if export else None
+        )
         status = "completed"
     hook.flush(10.0)
     _write_summary(
@@ -423,11 +442,31 @@ def _finish(
         job_id,
         status,
         started,
-        end_time=time.time(),
-        duration=time.time() - started,
+        end_time=ended,
+        duration=duration,
         error_message=None if status == "completed" else "partitions failed",
     )
     return JobResult(job_id, job_dir, status, export, len(partitions), failed, resuming, duration)
+
+
+def _log_phase(hook: ObservabilityHook, name: str, start: float, end: float, **ending: Any) -> None:
+    """A phase of the job outside its ops, as a ``phase_start`` / ``phase_complete`` pair."""
+    fields = {"metadata": {"phase": name}}
+    hook.emit("phase_start", timestamp=start, **fields)
+    hook.emit("phase_complete", timestamp=end, **fields, **ending)
+
+
+@contextmanager
+def _phase(hook: ObservabilityHook, name: str) -> Iterator[None]:
+    """Time the block as the phase ``name``; one that raises is logged as failed."""
+    start = time.time()
+    try:
+        yield
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        _log_phase(hook, name, start, time.time(), status="failed", error_message=error)
+        raise
+    _log_phase(hook, name, start, time.time())
 
 
 def _plan_partitions(
@@ -600,4 +639,5 @@ def _export(paths: Iterable[str], target: Path) -> int:
     tables = [pq.read_table(path) for path in paths]
     table = pa.concat_tables(tables) if tables else pa.table({})
     write_table(table, target)
-    return table.num_rows
+    rows: int = table.num_rows
+    return rows

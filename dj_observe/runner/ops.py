@@ -295,6 +295,14 @@ def build_op(name: str, args: dict[str, Any] | None = None) -> Op:
     return OP_REGISTRY[name](**args)
 
 
+def build_global_op(name: str, args: dict[str, Any] | None = None) -> GlobalOp:
+    """The global op called ``name`` with ``args``; ``OpConfigError`` if it is not global."""
+    op = build_op(name, args)
+    if not isinstance(op, GlobalOp):
+        raise OpConfigError(f"{name} is not a global op")
+    return op
+
+
 @register
 class CleanLinksMapper(Mapper):
     """Replace links (``scheme:...``, ``www...``, ``host.tld/...``) with ``repl``.
@@ -401,20 +409,36 @@ class SpecialCharactersFilter(Filter):
         return _between(ratios, self.min_ratio, self.max_ratio)
 
 
+class GlobalOp(Op):
+    """An op over all partitions at once: the executor gathers every partition's
+    ``fingerprints``, decides which rows to keep across all of them and applies ``keep`` to each.
+    """
+
+    is_global = True
+
+    @abstractmethod
+    def fingerprints(self, table: pa.Table) -> pa.Array:
+        """One value per row; rows with equal values are copies of one another."""
+
+    def keep(self, table: pa.Table, mask: pa.Array) -> pa.Table:
+        """The rows of ``table`` whose ``mask`` value is true."""
+        if len(mask) != table.num_rows:
+            raise ValueError(f"{self.name}: mask has {len(mask)} values for {table.num_rows} rows")
+        return table.filter(mask)
+
+
 @register
-class DocumentDeduplicator(Op):
+class DocumentDeduplicator(GlobalOp):
     """Exact deduplication of texts: the first occurrence is kept.
 
-    A global op: the executor gathers ``fingerprints`` of every partition, decides which rows
-    to keep across all of them and applies ``keep`` to each. The fingerprint is Data-Juicer's:
-    the md5 hex digest of the text, lowercased if ``lowercase``, without whitespace, digits and
-    ASCII punctuation if ``ignore_non_character``, then stripped. Null texts get a null
-    fingerprint and count as copies of one another.
+    A global op. The fingerprint is Data-Juicer's: the md5 hex digest of the text, lowercased
+    if ``lowercase``, without whitespace, digits and ASCII punctuation if
+    ``ignore_non_character``, then stripped. Null texts get a null fingerprint and count as
+    copies of one another.
     """
 
     name = "document_deduplicator"
     kind = "deduplicator"
-    is_global = True
     lowercase: bool = False
     ignore_non_character: bool = False
 
@@ -428,12 +452,6 @@ class DocumentDeduplicator(Op):
         texts = pc.utf8_trim(texts, characters=_PY_WHITESPACE)
         digests = [None if text is None else _md5(text) for text in texts.to_pylist()]
         return pa.array(digests, pa.string())
-
-    def keep(self, table: pa.Table, mask: pa.Array) -> pa.Table:
-        """The rows of ``table`` whose ``mask`` value is true."""
-        if len(mask) != table.num_rows:
-            raise ValueError(f"{self.name}: mask has {len(mask)} values for {table.num_rows} rows")
-        return table.filter(mask)
 
     def process(self, table: pa.Table) -> pa.Table:
         """Deduplicate within one table."""

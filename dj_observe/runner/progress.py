@@ -32,13 +32,15 @@ class _Counts(NamedTuple):
         feed = hook.feed()
         counts = feed.counts()
         total = sum(counts.values())
+        state = feed.state
+        failed = (state.partitions[pid] for pid in feed.failed if pid in state.partitions)
         return cls(
             ended=counts[Status.COMPLETED] + counts[Status.FAILED],
             total=total,
             failed=counts[Status.FAILED],
             running=counts[Status.IN_PROGRESS],
-            ops_done=feed.state.ops.count(Status.COMPLETED),
-            ops_total=max(total * feed.state.ops_per_partition, len(feed.state.ops)),
+            ops_done=state.ops.count(Status.COMPLETED) + state.ops.count(Status.FAILED),
+            ops_total=state.op_runs_expected(failed),
         )
 
     def line(self) -> str:

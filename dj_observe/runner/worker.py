@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dj_observe.procstats import peak_rss_bytes
-from dj_observe.runner.ops import build_op
+from dj_observe.runner.ops import GlobalOp, build_global_op, build_op
 
 __all__ = ["SegmentResult", "SegmentTask", "checkpoint_path", "run_segment"]
 
@@ -124,7 +124,7 @@ def run_segment(task: SegmentTask) -> Iterator[dict[str, Any] | SegmentResult]:
         try:
             if index in task.fail_at:
                 raise RuntimeError(task.fail_at[index])
-            if getattr(op, "is_global", False) and task.keep_mask is not None:
+            if isinstance(op, GlobalOp) and task.keep_mask is not None:
                 table = op.keep(table, pa.array(task.keep_mask, pa.bool_()))
             else:
                 table = op.process(table)
@@ -180,6 +180,6 @@ def run_segment(task: SegmentTask) -> Iterator[dict[str, Any] | SegmentResult]:
     fingerprints = None
     if task.fingerprint_output and task.fingerprint_op is not None:
         name, args = task.fingerprint_op
-        op = build_op(name, {"text_key": task.text_key, **args})
-        fingerprints = [str(value) for value in op.fingerprints(table).to_pylist()]
+        dedup = build_global_op(name, {"text_key": task.text_key, **args})
+        fingerprints = [str(value) for value in dedup.fingerprints(table).to_pylist()]
     yield SegmentResult(task.partition_id, task.output, table.num_rows, fingerprints)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from dj_observe.dispatch import Change, JobFeed
 from dj_observe.events import AnyEvent
+
+if TYPE_CHECKING:
+    from dj_observe.hook import ObservabilityHook
 
 __all__ = ["InMemorySink", "capture_events"]
 
@@ -34,7 +38,7 @@ class InMemorySink:
 
 
 @contextmanager
-def capture_events(hook) -> Iterator[InMemorySink]:
+def capture_events(hook: ObservabilityHook) -> Iterator[InMemorySink]:
     """Record what ``hook`` emits inside the block: ``with capture_events(hook) as sink: ...``."""
     sink = InMemorySink()
     hook.dispatcher.sinks.append(sink)

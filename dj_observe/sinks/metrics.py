@@ -14,12 +14,14 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from dj_observe.dispatch import Change, HookStats, JobFeed
 from dj_observe.events import EventType
 from dj_observe.ids import op_run_span_id, trace_id_hex
 from dj_observe.state import JobState, PartitionState, Status, error_type_of
+from dj_observe.timing import job_timing
 
 __all__ = [
     "MAX_LABEL_CHARS",
@@ -107,7 +109,7 @@ class MetricsSink:
         self._pipelines: dict[str, str] = {}
         self._ops: dict[str, set[str]] = {}
         self._peak_rss: dict[tuple[str, str], int] = {}
-        self._series: dict[str, set[tuple[object, tuple[str, ...]]]] = {}
+        self._series: dict[str, set[tuple[MetricWrapperBase, tuple[str, ...]]]] = {}
         self._children: dict[tuple[Any, ...], Any] = {}
         reg = self.registry
         self.job_status = Gauge(
@@ -274,9 +276,7 @@ class MetricsSink:
         if end is None:
             return
         self._child(self.job_end, job).set(end)
-        duration = state.duration
-        if duration is None and state.start_time is not None:
-            duration = end - state.start_time
+        duration = job_timing(state, {}, change.job_after).duration
         if duration is not None:
             self._child(self.job_duration, job).set(duration)
         if change.job_after == Status.COMPLETED:
@@ -359,6 +359,7 @@ class MetricsSink:
 def failure_of(state: JobState, part: PartitionState) -> tuple[str, str]:
     """The op a partition failed in and the error type (``unknown`` when not said)."""
     raised = failed = running = None
+    slot: int | None
     for slot in part.ops.values():
         status = state.op_status(slot)
         if status == Status.FAILED:

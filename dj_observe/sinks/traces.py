@@ -31,6 +31,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status as SpanStatus
 from opentelemetry.trace.status import StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from dj_observe import __version__
 from dj_observe.config import ObservabilityConfig
@@ -262,10 +263,11 @@ class TraceSink:
             phase = state.phase_ended_by(event)
             if phase is not None:
                 self._emit_phase(job, state, phase)
-        if change.op_ended:
-            self._emit_op(job, state, change.op_slot, event.timestamp)  # type: ignore[arg-type]
-        if change.partition_ended:
-            self._emit_partition(job, state, part, event.timestamp, change)  # type: ignore[arg-type]
+        slot = change.op_slot
+        if slot is not None and change.op_ended:
+            self._emit_op(job, state, slot, event.timestamp)
+        if part is not None and change.partition_ended:
+            self._emit_partition(job, state, part, event.timestamp, change)
         if kind in (EventType.JOB_START, EventType.JOB_RESTART):
             self._emit_pending(job)  # a new run: the previous one is over
         if kind in (EventType.JOB_COMPLETE, EventType.JOB_FAILED):
@@ -281,7 +283,7 @@ class TraceSink:
         event = change.event
         if event.timestamp is None:
             return
-        attributes = {
+        attributes: dict[str, AttributeValue] = {
             "dj.op.name": event.operation_name or "",
             "dj.op.index": -1 if event.operation_idx is None else event.operation_idx,
         }
@@ -289,7 +291,7 @@ class TraceSink:
         if len(events) < 1000:
             events.append(SpanEvent(event.event_type, attributes, _ns(event.timestamp)))
 
-    def _base_attributes(self, job: str, state: JobState) -> dict[str, object]:
+    def _base_attributes(self, job: str, state: JobState) -> dict[str, AttributeValue]:
         return {"dj.job.id": job, "dj.pipeline": self.pipeline or state.pipeline or ""}
 
     def _emit_op(self, job: str, state: JobState, slot: int, ts: float | None) -> None:
@@ -474,7 +476,7 @@ class TraceSink:
         parent: int | None,
         start: float,
         end: float,
-        attributes: dict[str, object],
+        attributes: dict[str, AttributeValue],
         error: str | None,
         events: list[SpanEvent] | None = None,
         links: list[Link] | None = None,
@@ -501,7 +503,7 @@ class TraceSink:
             context=_context(trace, span),
             parent=_context(trace, parent) if parent is not None else None,
             resource=self.resource,
-            attributes=attributes,  # type: ignore[arg-type]
+            attributes=attributes,
             events=span_events,
             links=links or [],
             kind=SpanKind.INTERNAL,
@@ -522,7 +524,8 @@ class TraceSink:
     def close(self) -> None:
         """Flush and stop the exporters; bounded by the export timeout even if they hang."""
         self._emit_pending()
-        _bounded(lambda: [p.shutdown() for p in self.processors], self.export_timeout + 1.0)
+        # BatchSpanProcessor.shutdown is unannotated in opentelemetry-sdk.
+        _bounded(lambda: [p.shutdown() for p in self.processors], self.export_timeout + 1.0)  # type: ignore[no-untyped-call]
 
 
 def _bounded(work: Callable[[], object], timeout: float) -> bool:

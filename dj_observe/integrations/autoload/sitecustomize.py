@@ -7,11 +7,16 @@ is patched when it is first imported, so processes that never use Data-Juicer
 the path still runs.
 """
 
+from __future__ import annotations
+
 import importlib
 import importlib.abc
 import importlib.util
 import os
 import sys
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 
 # Also in dj_observe.integrations.data_juicer (kept in step by the tests).
 MODULE = "data_juicer.core.executor.event_logging_mixin"
@@ -22,7 +27,12 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
     """Finds nothing itself: wraps the real loader of the event-logging module so that
     the module is patched right after it runs."""
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: ModuleType | None = None,
+    ) -> ModuleSpec | None:
         if fullname != MODULE:
             return None
         sys.meta_path.remove(self)
@@ -33,20 +43,20 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
 
 
 class _PatchingLoader(importlib.abc.Loader):
-    def __init__(self, loader):
+    def __init__(self, loader: importlib.abc.Loader) -> None:
         self.loader = loader
 
-    def create_module(self, spec):
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self.loader.create_module(spec)
 
-    def exec_module(self, module):
+    def exec_module(self, module: ModuleType) -> None:
         self.loader.exec_module(module)
         from dj_observe.integrations.data_juicer import patch
 
         patch(module)
 
 
-def _run_next_sitecustomize():
+def _run_next_sitecustomize() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     ours = sys.modules.pop("sitecustomize", None)
     saved = sys.path[:]

@@ -39,7 +39,12 @@ from typing import Any
 
 from dj_observe.config import ObservabilityConfig
 from dj_observe.hook import ObservabilityHook
-from dj_observe.integrations.data_juicer.adapter import Adapter, job_info, record_of
+from dj_observe.integrations.data_juicer.adapter import (
+    Adapter,
+    job_info,
+    original_start,
+    record_of,
+)
 from dj_observe.integrations.data_juicer.patching import unwrap_all, wrap
 from dj_observe.integrations.data_juicer.phases import watch_phases
 
@@ -149,7 +154,8 @@ def _watch(executor: Any, event_logger: Any, adapter: Adapter) -> None:
     if kind is None:
         return
     try:
-        adapter.measured(event_logger, job_info(getattr(executor, "cfg", None)), "driver")
+        info = job_info(getattr(executor, "cfg", None), original_start(event_logger))
+        adapter.measured(event_logger, info, "driver")
         watch_phases(event_logger, adapter)
         module = importlib.import_module(f"{__name__}.{kind}")
         adapter.watch(event_logger, module.watch(executor, event_logger, adapter))

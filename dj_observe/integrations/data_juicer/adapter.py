@@ -18,9 +18,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dj_observe.config import ObservabilityConfig
+from dj_observe.eventlog import find_event_logs, first_job_start
 from dj_observe.hook import ObservabilityHook, announce
 
-__all__ = ["Adapter", "ExecutorWatch", "job_info", "measured_log_path", "record_of"]
+__all__ = [
+    "Adapter",
+    "ExecutorWatch",
+    "job_info",
+    "measured_log_path",
+    "original_start",
+    "record_of",
+]
+
+MEASURED_SUFFIX = ".measured.jsonl"
+"""How the name of a log of measured events ends."""
 
 SINK = "data_juicer_adapter"
 """The self-metric ``sink`` label of a forwarding error."""
@@ -45,9 +56,10 @@ def record_of(event: Any) -> dict[str, Any]:
     }
 
 
-def job_info(cfg: Any) -> dict[str, Any]:
+def job_info(cfg: Any, original_start: float | None = None) -> dict[str, Any]:
     """What an executor's configuration says of its job, as a ``job_info`` event's fields:
-    the pipeline (``project_name``), executor, checkpoint strategy and the ops in order."""
+    the pipeline (``project_name``), executor, checkpoint strategy and the ops in order;
+    ``original_start``: when the job this run resumes first started."""
     checkpoint = _field(cfg, "checkpoint")
     strategy = _field(checkpoint, "strategy")
     if strategy is None and _field(cfg, "use_checkpoint"):
@@ -62,11 +74,28 @@ def job_info(cfg: Any) -> dict[str, Any]:
         "executor_type": _field(cfg, "executor_type"),
         "checkpoint_strategy": getattr(strategy, "value", strategy),
         "operations": operations or None,
+        "original_start_time": original_start,
     }
     return {
         "event_type": "job_info",
         "metadata": {key: value for key, value in metadata.items() if value is not None},
     }
+
+
+def original_start(event_logger: Any) -> float | None:
+    """When the job that ``event_logger``'s run resumes first started: the first
+    ``job_start`` of the job directory's earlier logs (``None`` for a new job)."""
+    log = getattr(event_logger, "jsonl_file", None)
+    if log is None:  # another Data-Juicer version
+        return None
+    current = Path(log)
+    try:
+        logs = find_event_logs(current.parent)
+    except OSError:
+        return None
+    earlier = [path for path in logs if path != current and not _is_measured_log(path)]
+    starts = [start for start in map(first_job_start, earlier) if start is not None]
+    return min(starts, default=None)
 
 
 def _field(owner: Any, name: str) -> Any:
@@ -77,7 +106,11 @@ def _field(owner: Any, name: str) -> Any:
 
 def measured_log_path(data_juicer_log: Path) -> Path:
     """Where the measured events of the run that writes ``data_juicer_log`` go."""
-    return data_juicer_log.with_name(f"{data_juicer_log.stem}.measured.jsonl")
+    return data_juicer_log.with_name(f"{data_juicer_log.stem}{MEASURED_SUFFIX}")
+
+
+def _is_measured_log(path: Path) -> bool:
+    return path.name.endswith(MEASURED_SUFFIX)
 
 
 class Adapter:

@@ -77,7 +77,7 @@ def _timed(phase: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             partition = kwargs.get("partition_id")
             if partition is None and phase.startswith("checkpoint_") and len(args) >= 4:
                 partition = args[3]  # (dataset, op_idx, op_name, partition_id, ...)
-            fields = {"metadata": {"phase": phase}}
+            fields: dict[str, Any] = {"metadata": {"phase": phase}}
             if isinstance(partition, int):
                 fields["partition_id"] = partition
             _emit(job, "phase_start", fields)
