@@ -229,7 +229,7 @@ class ObservabilityHook:
         data.setdefault("event_id", f"{kind}_{int(now)}_{self._id_prefix}{next(self._serial):x}")
         data.setdefault("process_id", _process_id())
         data.setdefault("thread_id", threading.get_ident())
-        if kind == EventType.JOB_START.value and self.config.pipeline:
+        if kind == _JOB_START and self.config.pipeline:
             _name_the_pipeline(data, self.config.pipeline)
         return data
 
@@ -507,6 +507,9 @@ def _forget_pid() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_pid)
+
+
+_JOB_START = EventType.JOB_START.value
 
 
 def _name_the_pipeline(data: dict[str, Any], pipeline: str) -> None:
